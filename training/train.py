@@ -1,0 +1,443 @@
+#!/usr/bin/env python
+"""Fine-tune a BERT text classifier: the SageMaker training job, and unchanged, the local training job.
+
+SageMaker's script contract: hyperparameters arrive as ``--name value`` arguments; data from ``SM_CHANNEL_TRAIN`` (and
+optional ``SM_CHANNEL_VALIDATION``): Parquet files with ``text`` and ``label`` columns; the model folder goes to
+``SM_MODEL_DIR``, metrics and reports to ``SM_OUTPUT_DATA_DIR``. Locally those variables (or the matching arguments)
+point at plain folders.
+
+    python training/train.py --train data/ --model-dir model/ --output-data-dir out/ --epochs 1
+
+The model folder is self-contained (see ``autobert.modeling``). With ``--fusion`` (default on) a TF-IDF linear model is
+trained beside BERT and the two are fused with a weight chosen on the validation split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+from autobert.data import read_dataset
+from autobert.errors import AutobertError, DataError, ModelLoadError, TrainingConfigError
+from autobert.linear import LinearTextModel
+from autobert.metrics import classification_report, summary
+from autobert.modeling import (
+    LABELS_FILE,
+    METRICS_FILE,
+    TRUNCATIONS,
+    ModelMeta,
+    TextClassifier,
+    bf16_supported,
+    encode,
+    fuse,
+    pad_batch,
+    resolve_model_name,
+    save_model_folder,
+)
+
+logger = logging.getLogger("autobert.train")
+
+
+def str2bool(value: str) -> bool:
+    # SageMaker passes every hyperparameter as a string ("True"/"False").
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {value!r}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # Hyperparameters
+    p.add_argument("--model-name", default="offline-default",
+                   help="Base model: a hub id (bert-base-uncased on AWS), a local folder, or 'offline-default'.")
+    p.add_argument("--init-model", default=None,
+                   help="Warm start: continue from this model folder (the retraining path). Labels it lacks are "
+                        "appended to its classifier head; known labels keep their weights.")
+    p.add_argument("--epochs", type=float, default=3, help="Passes over the training split (fractions allowed).")
+    p.add_argument("--batch-size", type=int, default=16, help="Training batch size.")
+    p.add_argument("--learning-rate", type=float, default=1e-4, help="Peak AdamW learning rate.")
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (not on biases/LayerNorm).")
+    p.add_argument("--warmup-ratio", type=float, default=0.06, help="Share of steps with linear warm-up.")
+    p.add_argument("--max-length", type=int, default=128, help="Tokens per document seen by BERT.")
+    p.add_argument("--truncation", choices=TRUNCATIONS, default="head_tail",
+                   help="Which tokens of a long document BERT sees: the start, or the start and the end.")
+    p.add_argument("--seed", type=int, default=42, help="Seed for splits, shuffling and initialisation.")
+    p.add_argument("--validation-fraction", type=float, default=0.1,
+                   help="Stratified share of the train channel held out for validation (if no validation channel).")
+    p.add_argument("--test-fraction", type=float, default=0.1,
+                   help="Stratified share of the train channel held out as the test split (0 to skip).")
+    p.add_argument("--early-stopping-patience", type=int, default=0,
+                   help="Stop after this many epochs without a better validation macro-F1 (0 = off).")
+    p.add_argument("--fusion", type=str2bool, default=True,
+                   help="Train a TF-IDF linear model too and fuse it with BERT (weight chosen on validation).")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="Autocast precision; auto = bf16 where the hardware runs it fast (AMX/AVX512-BF16, Ampere+).")
+    p.add_argument("--max-train-samples", type=int, default=0, help="Debug: use only this many training documents.")
+    p.add_argument("--max-steps", type=int, default=0, help="Debug: stop after this many optimizer steps.")
+    p.add_argument("--max-train-minutes", type=float, default=0, help="Stop training after this wall time (0 = off).")
+    p.add_argument("--eval-batch-size", type=int, default=64, help="Batch size for evaluation.")
+    p.add_argument("--model-version", default=env("TRAINING_JOB_NAME"),
+                   help="Version recorded in the model folder (default: the training job name or a timestamp).")
+    p.add_argument("--progress", type=str2bool, default=True, help="Show progress bars.")
+    # SageMaker environment
+    p.add_argument("--train", default=env("SM_CHANNEL_TRAIN"), help="Training channel (default: SM_CHANNEL_TRAIN).")
+    p.add_argument("--validation", default=env("SM_CHANNEL_VALIDATION"),
+                   help="Optional validation channel (default: SM_CHANNEL_VALIDATION).")
+    p.add_argument("--model-dir", default=env("SM_MODEL_DIR"), help="Model output folder (default: SM_MODEL_DIR).")
+    p.add_argument("--output-data-dir", default=env("SM_OUTPUT_DATA_DIR"),
+                   help="Metrics/report folder (default: SM_OUTPUT_DATA_DIR).")
+    # SageMaker also passes a few arguments of its own (e.g. --sagemaker_program): ignore what we do not know.
+    args, unknown = p.parse_known_args(argv)
+    if unknown:
+        logger.info("ignoring unknown arguments: %s", " ".join(unknown))
+    validate_args(args)
+    return args
+
+
+def validate_args(args: argparse.Namespace) -> None:
+    checks = [
+        (args.train, "no training data: pass --train or set SM_CHANNEL_TRAIN"),
+        (args.model_dir, "no model output folder: pass --model-dir or set SM_MODEL_DIR"),
+        (args.epochs > 0, f"--epochs must be > 0, got {args.epochs}"),
+        (1 <= args.batch_size <= 4096, f"--batch-size must be in [1, 4096], got {args.batch_size}"),
+        (0 < args.learning_rate < 1, f"--learning-rate must be in (0, 1), got {args.learning_rate}"),
+        (0 <= args.weight_decay < 1, f"--weight-decay must be in [0, 1), got {args.weight_decay}"),
+        (0 <= args.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}"),
+        (8 <= args.max_length <= 512, f"--max-length must be in [8, 512], got {args.max_length}"),
+        (0 <= args.validation_fraction < 0.5, "--validation-fraction must be in [0, 0.5)"),
+        (0 <= args.test_fraction < 0.5, "--test-fraction must be in [0, 0.5)"),
+        (args.early_stopping_patience >= 0, "--early-stopping-patience must be >= 0"),
+        (args.max_train_samples >= 0 and args.max_steps >= 0 and args.max_train_minutes >= 0,
+         "--max-train-samples, --max-steps and --max-train-minutes must be >= 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise TrainingConfigError(message)
+    if args.output_data_dir is None:
+        args.output_data_dir = str(Path(args.model_dir) / "output")
+    if not args.model_version:
+        args.model_version = "v" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+# ------------------------------------------------------------------------------------------------------------ data
+def stratified_split(df: pd.DataFrame, fractions: tuple[float, ...], seed: int) -> list[pd.DataFrame]:
+    """Split into ``1 + len(fractions)`` parts, per label, deterministic for a seed. A label with too few examples
+    to give every part one stays wholly in the first (training) part, so a brand-new label from feedback is learnt."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
+    for _, group in df.groupby("label", sort=True):
+        idx = group.index.to_numpy().copy()
+        rng.shuffle(idx)
+        counts = [int(round(len(idx) * f)) if f > 0 else 0 for f in fractions]
+        counts = [max(c, 1) if f > 0 else 0 for c, f in zip(counts, fractions, strict=True)]
+        if len(idx) - sum(counts) < 1:
+            parts[0].extend(idx)
+            continue
+        start = 0
+        for k, c in enumerate(counts, start=1):
+            parts[k].extend(idx[start : start + c])
+            start += c
+        parts[0].extend(idx[start:])
+    return [df.loc[sorted(p)].reset_index(drop=True) for p in parts]
+
+
+class TokenizedDataset(Dataset):
+    """Pre-tokenized examples: tokenizing once up front keeps the training loop busy with the model only."""
+
+    def __init__(self, input_ids: list[list[int]], labels: np.ndarray):
+        self.input_ids = input_ids
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int) -> tuple[list[int], int]:
+        return self.input_ids[i], int(self.labels[i])
+
+
+def make_collate(pad_id: int):
+    def collate(batch):
+        ids, labels = zip(*batch, strict=True)
+        out = pad_batch(list(ids), pad_id)
+        out["labels"] = torch.tensor(labels, dtype=torch.long)
+        return out
+
+    return collate
+
+
+# ----------------------------------------------------------------------------------------------------------- model
+def load_base(args: argparse.Namespace, data_labels: list[str]):
+    """Fresh model from ``--model-name``, or warm start from ``--init-model`` with the head grown for new labels."""
+    if args.init_model:
+        init = Path(args.init_model)
+        if not (init / "config.json").is_file() or not (init / LABELS_FILE).is_file():
+            raise TrainingConfigError(f"--init-model {init}: not a model folder (needs config.json and labels.json)")
+        old = TextClassifier.load(init)
+        labels = old.labels + sorted(set(data_labels) - set(old.labels))
+        model = grow_classifier(old.model, len(labels))
+        return model.train(), old.tokenizer, labels, old.meta.base_model
+    source = resolve_model_name(args.model_name)
+    labels = sorted(set(data_labels))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={lbl: i for i, lbl in enumerate(labels)},
+            ignore_mismatched_sizes=True,  # the base may carry a head for other labels
+        )
+    except (OSError, ValueError) as exc:
+        raise TrainingConfigError(f"--model-name {args.model_name}: cannot load model ({exc})") from exc
+    return model, tokenizer, labels, args.model_name
+
+
+def grow_classifier(model, num_labels: int):
+    """Append output rows for new labels; old rows (old classes) keep their trained weights."""
+    head = model.classifier
+    old = head.out_features
+    if num_labels == old:
+        return model
+    new_head = torch.nn.Linear(head.in_features, num_labels)
+    torch.nn.init.normal_(new_head.weight, std=model.config.initializer_range)
+    torch.nn.init.zeros_(new_head.bias)
+    with torch.no_grad():
+        new_head.weight[:old] = head.weight
+        new_head.bias[:old] = head.bias
+        # Start new classes at the mean old bias so they are neither favoured nor suppressed before training.
+        new_head.bias[old:] = head.bias.mean()
+    model.classifier = new_head
+    model.num_labels = num_labels
+    model.config.num_labels = num_labels
+    return model
+
+
+def make_optimizer(model, args):
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": args.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=args.learning_rate)
+
+
+@torch.inference_mode()
+def predict_probs(model, ids: list[list[int]], pad_id: int, batch_size: int, autocast: bool,
+                  device: torch.device) -> np.ndarray:
+    model.eval()
+    order = np.argsort([len(x) for x in ids])
+    probs = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
+    for start in range(0, len(ids), batch_size):
+        idx = order[start : start + batch_size]
+        batch = {k: v.to(device) for k, v in pad_batch([ids[i] for i in idx], pad_id).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(**batch).logits
+        probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return probs
+
+
+def choose_fusion(bert_probs: np.ndarray, scores: np.ndarray, y: np.ndarray) -> tuple[float, float, dict]:
+    """Grid-search the linear model's weight and temperature on validation; ties keep the smaller weight."""
+    best = (-1.0, 0.0, 1.0)
+    for weight in np.linspace(0, 1, 21):
+        for temperature in (1.0, 2.0, 5.0, 10.0, 20.0):
+            acc = float(np.mean(fuse(bert_probs, scores, weight, temperature).argmax(1) == y))
+            if acc > best[0] + 1e-9:
+                best = (acc, float(weight), temperature)
+    return best[1], best[2], {"validation_accuracy": best[0]}
+
+
+# ------------------------------------------------------------------------------------------------------------ main
+def train(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    df = read_dataset(Path(args.train))
+    df["text"] = df["text"].astype(str)
+    df["label"] = df["label"].astype(str)
+    df = df[df["text"].str.strip() != ""].reset_index(drop=True)
+    if df["label"].nunique() < 2:
+        raise DataError(f"{args.train}: training data has {df['label'].nunique()} class(es); at least 2 are needed")
+    if args.validation:
+        train_df, test_df = stratified_split(df, (args.test_fraction,), args.seed)
+        val_df = read_dataset(Path(args.validation))
+    else:
+        train_df, val_df, test_df = stratified_split(df, (args.validation_fraction, args.test_fraction), args.seed)
+    if args.max_train_samples:
+        train_df = train_df.sample(n=min(args.max_train_samples, len(train_df)), random_state=args.seed)
+    if train_df.empty:
+        raise DataError(f"{args.train}: no training documents left after the validation/test split")
+
+    model, tokenizer, labels, base_model = load_base(args, list(df["label"]))
+    label_ids = {label: i for i, label in enumerate(labels)}
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    autocast = args.precision == "bf16" or (args.precision == "auto" and bf16_supported(device))
+    model.to(device)
+    pad_id = tokenizer.pad_token_id or 0
+
+    def tokenized(frame: pd.DataFrame) -> tuple[list[list[int]], np.ndarray]:
+        if frame.empty:
+            return [], np.zeros(0, dtype=np.int64)
+        unknown = set(frame["label"]) - set(labels)
+        if unknown:
+            raise DataError(f"validation data has labels absent from training: {sorted(unknown)}")
+        ids = encode(tokenizer, frame["text"].tolist(), args.max_length, args.truncation)
+        return ids, frame["label"].map(label_ids).to_numpy(dtype=np.int64)
+
+    train_ids, y_train = tokenized(train_df)
+    val_ids, y_val = tokenized(val_df)
+    test_ids, y_test = tokenized(test_df)
+    logger.info("documents: train=%d validation=%d test=%d labels=%d device=%s bf16=%s",
+                len(train_ids), len(val_ids), len(test_ids), len(labels), device, autocast)
+
+    generator = torch.Generator().manual_seed(args.seed)
+    loader = DataLoader(TokenizedDataset(train_ids, y_train), batch_size=args.batch_size, shuffle=True,
+                        collate_fn=make_collate(pad_id), generator=generator)
+    steps_per_epoch = len(loader)
+    total_steps = math.ceil(args.epochs * steps_per_epoch)
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+    optimizer = make_optimizer(model, args)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
+
+    history, best_state, best_f1, best_epoch, stale = [], None, -1.0, 0, 0
+    step, samples, train_seconds = 0, 0, 0.0
+    deadline = time.perf_counter() + args.max_train_minutes * 60 if args.max_train_minutes else math.inf
+    n_epochs = math.ceil(total_steps / steps_per_epoch)
+    for epoch in range(1, n_epochs + 1):
+        model.train()
+        epoch_start, epoch_loss, epoch_samples = time.perf_counter(), 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not args.progress,
+                   total=min(steps_per_epoch, total_steps - step), file=sys.stderr)
+        for batch in bar:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            n = batch["labels"].shape[0]
+            epoch_samples += n
+            epoch_loss += loss.item() * n
+            rate = epoch_samples / (time.perf_counter() - epoch_start)
+            bar.set_postfix(loss=f"{loss.item():.3f}", samples_per_s=f"{rate:.1f}")
+            if step >= total_steps or time.perf_counter() > deadline:
+                break
+        bar.close()
+        seconds = time.perf_counter() - epoch_start
+        train_seconds += seconds
+        samples += epoch_samples
+        record = {"epoch": epoch, "train_loss": epoch_loss / max(epoch_samples, 1),
+                  "samples_per_second": epoch_samples / seconds, "seconds": seconds}
+        if val_ids:
+            val_pred = predict_probs(model, val_ids, pad_id, args.eval_batch_size, autocast, device).argmax(1)
+            val = summary(y_val, val_pred)
+            record.update(val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
+        history.append(record)
+        # One line per epoch, in a fixed form: SageMaker's tuner parses these values with regexes.
+        logger.info("epoch=%d train_loss=%.4f val_accuracy=%.4f val_macro_f1=%.4f samples_per_second=%.2f",
+                    epoch, record["train_loss"], record.get("val_accuracy", float("nan")),
+                    record.get("val_macro_f1", float("nan")), record["samples_per_second"])
+        score = record.get("val_macro_f1", epoch)  # without validation the last epoch is kept
+        if score > best_f1:
+            best_f1, best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if args.early_stopping_patience and stale >= args.early_stopping_patience:
+            logger.info("early stopping: no better validation macro-F1 for %d epoch(s)", stale)
+            break
+        if step >= total_steps or time.perf_counter() > deadline:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    meta = ModelMeta(model_version=args.model_version, base_model=base_model, max_length=args.max_length,
+                     truncation=args.truncation)
+    linear = None
+    report: dict = {"components": {}}
+    val_probs = predict_probs(model, val_ids, pad_id, args.eval_batch_size, autocast, device) if val_ids else None
+    test_probs = predict_probs(model, test_ids, pad_id, args.eval_batch_size, autocast, device) if test_ids else None
+    if args.fusion:
+        linear = LinearTextModel.fit(train_df["text"].tolist(), y_train, len(labels), seed=args.seed)
+        if val_probs is not None:
+            val_scores = linear.decision_function(val_df["text"].tolist())
+            meta.fusion_weight, meta.fusion_temperature, _ = choose_fusion(val_probs, val_scores, y_val)
+        else:
+            meta.fusion_weight, meta.fusion_temperature = 0.5, 5.0
+    for name, frame, probs, y in (("validation", val_df, val_probs, y_val), ("test", test_df, test_probs, y_test)):
+        if probs is None:
+            continue
+        scores = linear.decision_function(frame["text"].tolist()) if linear else None
+        fused = fuse(probs, scores, meta.fusion_weight, meta.fusion_temperature)
+        report[name] = classification_report(y, fused.argmax(1), labels)
+        report["components"][name] = {"bert": summary(y, probs.argmax(1)),
+                                      "fused": summary(y, fused.argmax(1))}
+        if scores is not None:
+            report["components"][name]["linear"] = summary(y, scores.argmax(1))
+
+    save_model_folder(Path(args.model_dir), model.cpu(), tokenizer, labels, meta, linear)
+    wall = time.perf_counter() - started
+    metrics = {
+        "model_version": args.model_version,
+        "base_model": base_model,
+        "init_model": args.init_model,
+        "labels": labels,
+        **report,
+        "fusion": {"weight": meta.fusion_weight, "temperature": meta.fusion_temperature},
+        "training": {
+            "samples": samples, "steps": step, "epochs_run": len(history), "best_epoch": best_epoch,
+            "samples_per_second": samples / train_seconds if train_seconds else 0.0,
+            "train_seconds": train_seconds, "wall_time_seconds": wall, "device": str(device), "bf16": autocast,
+            "documents": {"train": len(train_ids), "validation": len(val_ids), "test": len(test_ids)},
+        },
+        "history": history,
+        "hyperparameters": {k: v for k, v in vars(args).items()
+                            if k not in ("train", "validation", "model_dir", "output_data_dir")},
+    }
+    text = json.dumps(metrics, indent=2) + "\n"
+    (Path(args.model_dir) / METRICS_FILE).write_text(text)
+    out = Path(args.output_data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / METRICS_FILE).write_text(text)
+    final = report.get("test") or report.get("validation") or {}
+    logger.info("done: model=%s test_accuracy=%s test_macro_f1=%s wall_time=%.0fs", args.model_dir,
+                final.get("accuracy"), final.get("macro_f1"), wall)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        train(parse_args(argv))
+    except (AutobertError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        # SageMaker shows the content of this file as the training job's FailureReason.
+        failure_dir = os.environ.get("SM_OUTPUT_DIR")
+        if failure_dir:
+            Path(failure_dir, "failure").write_text(str(exc))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
