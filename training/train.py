@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--learning-rate", type=float, default=1e-4, help="Peak AdamW learning rate.")
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (not on biases/LayerNorm).")
     p.add_argument("--warmup-ratio", type=float, default=0.06, help="Share of steps with linear warm-up.")
+    p.add_argument("--attention-dropout", type=float, default=0.0,
+                   help="Dropout on attention probabilities while fine-tuning. 0 by default: any value > 0 takes "
+                        "scaled-dot-product attention off its fused kernel (~2.5x slower training on CPU); the "
+                        "hidden-state dropout still regularises.")
     p.add_argument("--max-length", type=int, default=128, help="Tokens per document seen by BERT.")
     p.add_argument("--truncation", choices=TRUNCATIONS, default="head_tail",
                    help="Which tokens of a long document BERT sees: the start, or the start and the end.")
@@ -120,6 +124,7 @@ def validate_args(args: argparse.Namespace) -> None:
         (1 <= args.batch_size <= 4096, f"--batch-size must be in [1, 4096], got {args.batch_size}"),
         (0 < args.learning_rate < 1, f"--learning-rate must be in (0, 1), got {args.learning_rate}"),
         (0 <= args.weight_decay < 1, f"--weight-decay must be in [0, 1), got {args.weight_decay}"),
+        (0 <= args.attention_dropout < 1, f"--attention-dropout must be in [0, 1), got {args.attention_dropout}"),
         (0 <= args.warmup_ratio < 1, f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}"),
         (8 <= args.max_length <= 512, f"--max-length must be in [8, 512], got {args.max_length}"),
         (0 <= args.validation_fraction < 0.5, "--validation-fraction must be in [0, 0.5)"),
@@ -228,6 +233,13 @@ def grow_classifier(model, num_labels: int):
     return model
 
 
+def set_attention_dropout(model, p: float) -> None:
+    model.config.attention_probs_dropout_prob = p
+    for name, module in model.named_modules():
+        if name.endswith("attention.self") and isinstance(getattr(module, "dropout", None), torch.nn.Dropout):
+            module.dropout.p = p
+
+
 def make_optimizer(model, args):
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
     groups = [
@@ -285,6 +297,7 @@ def train(args: argparse.Namespace) -> dict:
         raise DataError(f"{args.train}: no training documents left after the validation/test split")
 
     model, tokenizer, labels, base_model = load_base(args, list(df["label"]))
+    set_attention_dropout(model, args.attention_dropout)
     label_ids = {label: i for i, label in enumerate(labels)}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     autocast = args.precision == "bf16" or (args.precision == "auto" and bf16_supported(device))
