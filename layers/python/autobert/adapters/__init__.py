@@ -1,0 +1,1 @@
+"""Adapters for the ports in ``autobert.ports``: ``local`` (embedded default) and ``aws``."""
