@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine:
+#   make up     the local stack (prepares data, trains the first model if none exists, serves predict/feedback,
+#               retrains on feedback)
+#   make test   the test suite (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+
+.PHONY: setup up test lint bench-train bench-serving bench-retrain clean
+
+setup: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --legacy-peer-deps --no-audit --no-fund --loglevel=error
+	touch $@
+
+up: setup
+	$(VENV)/bin/autobert up
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench-train: setup
+	$(PY) bench/train_quality.py
+
+clean:
+	rm -rf $(VENV) node_modules .autobert .pytest_cache
