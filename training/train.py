@@ -37,6 +37,7 @@ from autobert.errors import AutobertError, DataError, ModelLoadError, TrainingCo
 from autobert.linear import LinearTextModel
 from autobert.metrics import classification_report, summary
 from autobert.modeling import (
+    EVALUATION_FILE,
     LABELS_FILE,
     METRICS_FILE,
     TRUNCATIONS,
@@ -105,6 +106,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train", default=env("SM_CHANNEL_TRAIN"), help="Training channel (default: SM_CHANNEL_TRAIN).")
     p.add_argument("--validation", default=env("SM_CHANNEL_VALIDATION"),
                    help="Optional validation channel (default: SM_CHANNEL_VALIDATION).")
+    p.add_argument("--holdout", default=env("SM_CHANNEL_HOLDOUT"),
+                   help="Optional fixed evaluation set (default: SM_CHANNEL_HOLDOUT): the candidate, and the live "
+                        "model if given, are scored on it into evaluation.json for the retraining workflow's gate.")
+    p.add_argument("--live-model", default=env("SM_CHANNEL_LIVE"),
+                   help="Model folder of the live model to score on the holdout too (default: SM_CHANNEL_LIVE, "
+                        "else --init-model).")
     p.add_argument("--model-dir", default=env("SM_MODEL_DIR"), help="Model output folder (default: SM_MODEL_DIR).")
     p.add_argument("--output-data-dir", default=env("SM_OUTPUT_DATA_DIR"),
                    help="Metrics/report folder (default: SM_OUTPUT_DATA_DIR).")
@@ -136,6 +143,8 @@ def validate_args(args: argparse.Namespace) -> None:
     for ok, message in checks:
         if not ok:
             raise TrainingConfigError(message)
+    if args.live_model is None:
+        args.live_model = args.init_model
     if args.output_data_dir is None:
         args.output_data_dir = str(Path(args.model_dir) / "output")
     if not args.model_version:
@@ -427,15 +436,46 @@ def train(args: argparse.Namespace) -> dict:
         "hyperparameters": {k: v for k, v in vars(args).items()
                             if k not in ("train", "validation", "model_dir", "output_data_dir")},
     }
-    text = json.dumps(metrics, indent=2) + "\n"
-    (Path(args.model_dir) / METRICS_FILE).write_text(text)
+    if args.holdout:
+        candidate = TextClassifier(model, tokenizer, labels, meta, linear)
+        metrics["evaluation"] = evaluate_on_holdout(candidate, Path(args.holdout), args.live_model,
+                                                    args.eval_batch_size)
     out = Path(args.output_data_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / METRICS_FILE).write_text(text)
+    reports = {METRICS_FILE: metrics, EVALUATION_FILE: metrics.get("evaluation")}
+    for name, content in reports.items():
+        if content is not None:
+            text = json.dumps(content, indent=2) + "\n"
+            (Path(args.model_dir) / name).write_text(text)
+            (out / name).write_text(text)
     final = report.get("test") or report.get("validation") or {}
     logger.info("done: model=%s test_accuracy=%s test_macro_f1=%s wall_time=%.0fs", args.model_dir,
                 final.get("accuracy"), final.get("macro_f1"), wall)
     return metrics
+
+
+def evaluate_on_holdout(candidate: TextClassifier, holdout: Path, live_model: str | None, batch_size: int) -> dict:
+    """Score the candidate and the live model on the same fixed holdout, over one shared label list (a label one
+    model lacks simply counts as wrong for it)."""
+    df = read_dataset(holdout)
+    texts, truth = df["text"].astype(str).tolist(), df["label"].astype(str).tolist()
+    live = TextClassifier.load(live_model) if live_model else None
+    labels = list(dict.fromkeys([*candidate.labels, *(live.labels if live else []), *sorted(set(truth))]))
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index[t] for t in truth])
+
+    def report(model: TextClassifier) -> dict:
+        predicted = model.predict_proba(texts, batch_size).argmax(1)
+        return classification_report(y, np.array([index[model.labels[i]] for i in predicted]), labels)
+
+    return {
+        "holdout_rows": len(df),
+        "labels": labels,
+        "candidate_version": candidate.version,
+        "candidate": report(candidate),
+        "live_version": live.version if live else None,
+        "live": report(live) if live else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,7 @@ class LinearTextModel:
             arrays = load_file(str(folder / ARRAYS_FILE))
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{folder}: unreadable linear model ({exc})") from exc
-        vectorizer = TfidfVectorizer(**meta["params"], vocabulary=meta["vocabulary"], dtype=np.float32)
+        params = {k: v for k, v in meta["params"].items() if k != "dtype"}
+        vectorizer = TfidfVectorizer(**params, vocabulary=meta["vocabulary"], dtype=np.float32)
         vectorizer.idf_ = arrays["idf"]
         return cls(vectorizer, arrays["coef"], arrays["intercept"], arrays["coef"].shape[0])

@@ -26,6 +26,7 @@ OFFLINE_DEFAULT_MODEL = "offline-default"
 AWS_DEFAULT_MODEL = "bert-base-uncased"
 META_FILE = "autobert.json"
 METRICS_FILE = "metrics.json"
+EVALUATION_FILE = "evaluation.json"  # candidate vs live on the fixed holdout (retraining gate input)
 LINEAR_DIR = "linear"
 TRUNCATIONS = ("head", "head_tail")
 
