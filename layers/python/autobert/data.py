@@ -91,9 +91,9 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
 def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
     for file in sorted(path.rglob("*")):
         match = _MEMBER_RE.search(file.relative_to(path.parent).as_posix())
-        if not file.is_file() or not match:
+        if file.is_dir() or not match:
             continue
-        try:
+        try:  # a dangling link or an unreadable file is an error, never a silently smaller dataset
             raw = file.read_bytes()
         except OSError as exc:
             raise DataError(f"{file}: unreadable file ({exc})") from exc
