@@ -160,9 +160,8 @@ def stratified_split(df: pd.DataFrame, fractions: tuple[float, ...], seed: int) 
     for _, group in df.groupby("label", sort=True):
         idx = group.index.to_numpy().copy()
         rng.shuffle(idx)
-        counts = [int(round(len(idx) * f)) if f > 0 else 0 for f in fractions]
-        counts = [max(c, 1) if f > 0 else 0 for c, f in zip(counts, fractions, strict=True)]
-        if len(idx) - sum(counts) < 1:
+        counts = [int(round(len(idx) * f)) for f in fractions]
+        if any(c == 0 for c, f in zip(counts, fractions, strict=True) if f > 0):
             parts[0].extend(idx)
             continue
         start = 0

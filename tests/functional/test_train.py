@@ -1,0 +1,156 @@
+"""training/train.py end to end on a small real sample with the tiny BERT, in both invocation styles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from autobert.data import read_labels
+from autobert.modeling import TextClassifier
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN = REPO / "training" / "train.py"
+sys.path.insert(0, str(REPO / "training"))
+import train  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def run_train(args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TRAIN), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, small_dataset, tmp_path_factory) -> Path:
+    """One model trained through command-line arguments, shared by the tests that inspect its folder."""
+    out = tmp_path_factory.mktemp("trained")
+    result = run_train(["--model-name", str(tiny_bert), "--train", str(small_dataset), "--model-dir", str(out / "model"),
+                        "--output-data-dir", str(out / "output"), "--epochs", "2", "--batch-size", "8",
+                        "--max-length", "64", "--learning-rate", "1e-3", "--progress", "false"])
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_the_model_folder_is_self_contained_and_pickle_free(trained):
+    files = {p.name for p in (trained / "model").iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "labels.json", "autobert.json",
+            "metrics.json"} <= files
+    assert not [p for p in (trained / "model").rglob("*") if p.suffix in (".bin", ".pt", ".pkl", ".pickle")]
+    assert (trained / "model" / "linear" / "linear.safetensors").is_file()
+    config = json.loads((trained / "model" / "config.json").read_text())
+    assert list(config["id2label"].values()) == read_labels(trained / "model" / "labels.json")
+
+
+def test_metrics_hold_accuracy_f1_per_class_scores_confusion_matrix_and_speed(trained):
+    metrics = json.loads((trained / "output" / "metrics.json").read_text())
+    assert metrics == json.loads((trained / "model" / "metrics.json").read_text())
+    labels = metrics["labels"]
+    assert labels == ["rec.autos", "sci.space", "talk.politics.guns"]
+    test = metrics["test"]
+    assert 0 <= test["accuracy"] <= 1 and 0 <= test["macro_f1"] <= 1
+    assert set(test["per_class"]) == set(labels)
+    assert {"precision", "recall", "f1", "support"} <= set(test["per_class"]["sci.space"])
+    matrix = np.array(test["confusion_matrix"])
+    assert matrix.shape == (3, 3) and matrix.sum() == test["n"] == metrics["training"]["documents"]["test"]
+    assert metrics["training"]["samples_per_second"] > 0 and metrics["training"]["wall_time_seconds"] > 0
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert set(metrics["components"]["test"]) == {"bert", "linear", "fused"}
+
+
+def test_the_saved_model_loads_and_predicts_a_distribution_over_its_labels(trained, small_dataset):
+    model = TextClassifier.load(trained / "model")
+    texts = pd.read_parquet(small_dataset / "dataset.parquet")["text"].head(5).tolist()
+    probs = model.predict_proba(texts)
+    assert probs.shape == (5, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # The fused model learnt the sample: most training documents are classified right.
+    df = pd.read_parquet(small_dataset / "dataset.parquet")
+    predicted = [model.labels[i] for i in model.predict_proba(df["text"].tolist()).argmax(1)]
+    assert np.mean(np.array(predicted) == df["label"].to_numpy()) > 0.8
+
+
+def test_the_sagemaker_environment_contract_runs_the_same_script(tiny_bert, small_dataset, tmp_path):
+    env = {"SM_CHANNEL_TRAIN": str(small_dataset), "SM_MODEL_DIR": str(tmp_path / "model"),
+           "SM_OUTPUT_DATA_DIR": str(tmp_path / "output"), "TRAINING_JOB_NAME": "autobert-job-7"}
+    # SageMaker passes every hyperparameter as a string, booleans as True/False.
+    result = run_train(["--model-name", str(tiny_bert), "--epochs", "1", "--fusion", "False",
+                        "--progress", "False", "--max-length", "32"], env)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "output" / "metrics.json").read_text())
+    assert metrics["model_version"] == "autobert-job-7"
+    assert not (tmp_path / "model" / "linear").exists()
+    assert metrics["fusion"]["weight"] == 0
+    # One fixed-form log line per epoch (SageMaker's tuner parses it with regexes).
+    assert "epoch=1 train_loss=" in result.stderr and "val_macro_f1=" in result.stderr
+
+
+def test_warm_start_grows_the_head_for_a_new_label_and_keeps_old_rows(trained, small_dataset, tmp_path):
+    old = TextClassifier.load(trained / "model")
+    grown = train.grow_classifier(old.model, 5)
+    assert grown.classifier.out_features == 5
+    reloaded = TextClassifier.load(trained / "model")
+    assert torch.equal(grown.classifier.weight[:3], reloaded.model.classifier.weight)
+    assert torch.equal(grown.classifier.bias[:3], reloaded.model.classifier.bias)
+
+    df = pd.read_parquet(small_dataset / "dataset.parquet")
+    extra = df[df["label"] == "sci.space"].head(6).assign(label="astro.new")
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    pd.concat([df, extra]).to_parquet(channel / "data.parquet")
+    assert train.main(["--init-model", str(trained / "model"), "--train", str(channel), "--model-dir",
+                       str(tmp_path / "warm"), "--epochs", "1", "--progress", "false", "--max-length", "32",
+                       "--holdout", str(small_dataset)]) == 0
+    warm = TextClassifier.load(tmp_path / "warm")
+    assert warm.labels == ["rec.autos", "sci.space", "talk.politics.guns", "astro.new"]
+    evaluation = json.loads((tmp_path / "warm" / "evaluation.json").read_text())
+    assert evaluation["live_version"] == old.version
+    assert evaluation["candidate"]["n"] == evaluation["live"]["n"] == len(df)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--model-name", "/no/such/model"], "--model-name /no/such/model: cannot load model"),
+    (["--learning-rate", "5"], "--learning-rate must be in (0, 1)"),
+    (["--epochs", "0"], "--epochs must be > 0"),
+    (["--max-length", "4096"], "--max-length must be in [8, 512]"),
+    (["--init-model", "/no/such/folder"], "--init-model /no/such/folder: not a model folder"),
+])
+def test_bad_hyperparameters_exit_non_zero_with_one_clear_message(args, message, small_dataset, tiny_bert, tmp_path,
+                                                                   capsys):
+    base = ["--model-name", str(tiny_bert), "--train", str(small_dataset), "--model-dir", str(tmp_path / "m"),
+            "--progress", "false"]
+    assert train.main([*base, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_an_empty_channel_and_single_class_data_are_clear_errors(tiny_bert, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    base = ["--model-name", str(tiny_bert), "--model-dir", str(tmp_path / "m"), "--progress", "false"]
+    assert train.main([*base, "--train", str(tmp_path / "empty")]) == 2
+    assert "no .parquet files in data channel" in capsys.readouterr().err
+    (tmp_path / "one").mkdir()
+    pd.DataFrame({"text": ["a b", "c d", "e f"], "label": ["x", "x", "x"]}).to_parquet(tmp_path / "one" / "d.parquet")
+    assert train.main([*base, "--train", str(tmp_path / "one")]) == 2
+    assert "1 class(es); at least 2 are needed" in capsys.readouterr().err
+
+
+def test_the_stratified_split_is_deterministic_and_keeps_rare_labels_for_training():
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(103)],
+                       "label": ["a"] * 50 + ["b"] * 50 + ["new"] * 3})
+    train_df, val_df, test_df = train.stratified_split(df, (0.1, 0.1), seed=3)
+    again = train.stratified_split(df, (0.1, 0.1), seed=3)
+    assert train_df.equals(again[0]) and val_df.equals(again[1])
+    assert val_df["label"].value_counts().to_dict() == {"a": 5, "b": 5}
+    assert test_df["label"].value_counts().to_dict() == {"a": 5, "b": 5}
+    assert (train_df["label"] == "new").sum() == 3
+    assert len(train_df) + len(val_df) + len(test_df) == len(df)
+    assert not set(train_df["text"]) & set(val_df["text"])
