@@ -1,0 +1,155 @@
+"""SageMaker inference script: the model server's four hooks, used unchanged by the local endpoint.
+
+SageMaker's PyTorch serving container imports this module from ``code/`` inside ``model.tar.gz`` and calls, per request,
+``input_fn(body, content_type)`` → ``predict_fn(data, model)`` → ``output_fn(prediction, accept)`` with the model that
+``model_fn(model_dir)`` loaded once. The local endpoint (``autobert.endpoint_server``) imports this same file and calls
+the same functions; it may merge the inputs of concurrent requests into one ``predict_fn`` call (``merge_inputs`` /
+``split_prediction``), which changes nothing a client can see.
+
+Request (``application/json``)::
+
+    {"text": "one document"}                    or    {"instances": ["doc 1", "doc 2"]}
+    optional: "top_k": 1..number of labels (default AUTOBERT_DEFAULT_TOP_K, capped at the label count)
+
+Response::
+
+    {"predictions": [{"label": "sci.space", "score": 0.93, "top_k": [{"label": ..., "score": ...}, ...]}],
+     "model_version": "..."}                     one prediction per input, in input order
+
+Long documents are truncated to the model's ``max_length`` tokens (``autobert.json``; 128 by default) the way the model
+was trained: ``head`` keeps the first tokens, ``head_tail`` keeps the start and the end. Nothing is rejected for being
+long in tokens; only texts over ``AUTOBERT_MAX_TEXT_CHARS`` characters are refused (413). A batch may hold at most
+``AUTOBERT_MAX_BATCH`` texts.
+
+Errors are ``InferenceError`` with an HTTP status (415 content type, 406 accept, 400 bad input, 413 too large); the
+model server turns them into that status with a one-line message, never a stack trace. On SageMaker they subclass
+sagemaker-inference-toolkit's ``BaseInferenceToolkitError``, which the toolkit maps the same way.
+
+Packaging for SageMaker (done by the deployment packaging step): ``model.tar.gz`` holds the model folder at its root
+plus ``code/inference.py``, ``code/requirements.txt`` and a copy of the ``autobert`` package as ``code/autobert/``
+(``layers/python/autobert``). The container puts ``code/`` on ``sys.path``; the line below makes that explicit so the
+import works however the server loads this file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # code/ (with code/autobert/) on SageMaker; harmless locally
+
+from autobert.config import get_settings  # noqa: E402
+from autobert.errors import AutobertError  # noqa: E402
+from autobert.modeling import TextClassifier  # noqa: E402
+
+JSON = "application/json"
+
+try:  # present inside SageMaker's serving containers; its model server maps these errors to HTTP responses
+    from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError
+except ImportError:  # local endpoint and tests: the same shape, handled by autobert.endpoint_server
+
+    class _ToolkitError(Exception):  # type: ignore[no-redef]
+        def __init__(self, status_code: int, message: str, phrase: str):
+            super().__init__(status_code, message, phrase)
+            self.status_code = status_code
+            self.message = message
+            self.phrase = phrase
+
+
+class InferenceError(_ToolkitError):
+    """A request the model server answers with ``status_code`` and ``message`` (client faults are 4xx)."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(status_code, message, message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# ------------------------------------------------------------------------------------------------------- the hooks
+def model_fn(model_dir: str) -> TextClassifier:
+    """Load the self-contained model folder that training/train.py wrote (safetensors, tokenizer, labels.json)."""
+    try:
+        return TextClassifier.load(model_dir)
+    except AutobertError as exc:
+        raise InferenceError(500, f"cannot load model: {exc}") from exc
+
+
+def input_fn(body: bytes | bytearray | str, content_type: str | None) -> dict[str, Any]:
+    """Parse and validate a request into ``{"texts": [...], "top_k": int | None, "single": bool}``."""
+    settings = get_settings()
+    media_type = (content_type or JSON).split(";")[0].strip().lower()
+    if media_type != JSON:
+        raise InferenceError(415, f"unsupported content type {content_type!r}: send application/json")
+    try:
+        request = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InferenceError(400, f"invalid JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise InferenceError(400, 'the body must be a JSON object: {"text": "..."} or {"instances": [...]}')
+    unknown = set(request) - {"text", "instances", "top_k"}
+    if unknown:
+        raise InferenceError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    if ("text" in request) == ("instances" in request):
+        raise InferenceError(400, 'send exactly one of "text" (one document) or "instances" (a list of documents)')
+    single = "text" in request
+    texts = [request["text"]] if single else request["instances"]
+    if not isinstance(texts, list):
+        raise InferenceError(400, '"instances" must be a list of strings')
+    if not texts:
+        raise InferenceError(400, '"instances" must not be empty')
+    if len(texts) > settings.max_batch:
+        raise InferenceError(400, f"too many instances: {len(texts)} > {settings.max_batch}")
+    where = (lambda i: '"text"') if single else (lambda i: f'"instances[{i}]"')
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InferenceError(400, f"{where(i)} must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InferenceError(400, f"{where(i)} must not be empty or whitespace")
+        if len(text) > settings.max_text_chars:
+            raise InferenceError(413, f"{where(i)} is too long: {len(text)} > {settings.max_text_chars} characters")
+    top_k = request.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InferenceError(400, '"top_k" must be a positive integer')
+    return {"texts": texts, "top_k": top_k, "single": single}
+
+
+def predict_fn(data: dict[str, Any], model: TextClassifier) -> dict[str, Any]:
+    """One prediction per text, in order; ``top_k`` alternatives each (capped at the number of labels)."""
+    texts = data["texts"]
+    top_k = min(data.get("top_k") or get_settings().default_top_k, len(model.labels))
+    probs = model.predict_proba(texts)
+    order = probs.argsort(axis=1)[:, ::-1][:, :top_k]
+    predictions = []
+    for row, idx in zip(probs, order, strict=True):
+        alternatives = [{"label": model.labels[j], "score": round(float(row[j]), 6)} for j in idx]
+        predictions.append({**alternatives[0], "top_k": alternatives})
+    return {"predictions": predictions, "model_version": model.version}
+
+
+def output_fn(prediction: dict[str, Any], accept: str | None) -> bytes:
+    media_types = [part.split(";")[0].strip().lower() for part in (accept or JSON).split(",")]
+    if not any(m in (JSON, "*/*", "application/*", "") for m in media_types):
+        raise InferenceError(406, f"cannot answer in {accept!r}: accept application/json")
+    return json.dumps(prediction).encode()
+
+
+# -------------------------------------------------------- request merging (used by the local endpoint's batching)
+def merge_inputs(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several parsed requests as one ``predict_fn`` input (the largest ``top_k`` wins; each is trimmed after)."""
+    ks = [d.get("top_k") or get_settings().default_top_k for d in inputs]
+    return {"texts": [t for d in inputs for t in d["texts"]], "top_k": max(ks), "single": False}
+
+
+def split_prediction(prediction: dict[str, Any], inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Undo ``merge_inputs``: each request's own predictions, with its own ``top_k``."""
+    out, start = [], 0
+    for data in inputs:
+        k = data.get("top_k") or get_settings().default_top_k
+        chunk = prediction["predictions"][start : start + len(data["texts"])]
+        start += len(data["texts"])
+        out.append({"predictions": [{**p, "top_k": p["top_k"][:k]} for p in chunk],
+                    "model_version": prediction["model_version"]})
+    return out

@@ -1,0 +1,56 @@
+"""EndpointClient for AWS: sagemaker-runtime InvokeEndpoint on the configured endpoint name."""
+
+from __future__ import annotations
+
+import json
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from autobert.ports import EndpointClient, EndpointRequestError, EndpointUnavailable
+
+# Errors that mean "cannot serve now, try again later" rather than "your input is wrong".
+_UNAVAILABLE = {"ServiceUnavailable", "ThrottlingException", "ModelNotReadyException", "InternalFailure",
+                "InternalDependencyException", "ModelStreamError"}
+
+
+def _model_error_message(error: dict) -> tuple[int, str]:
+    """ModelError: the container answered non-2xx; its status and body come back as OriginalStatusCode/Message."""
+    status = int(error.get("OriginalStatusCode") or 500)
+    original = error.get("OriginalMessage") or error.get("Message") or ""
+    try:
+        original = json.loads(original)["message"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    return status, str(original)
+
+
+class SageMakerEndpointClient(EndpointClient):
+    def __init__(self, client, endpoint_name: str):
+        self.client = client
+        self.endpoint_name = endpoint_name
+
+    def invoke(self, payload: dict) -> dict:
+        try:
+            response = self.client.invoke_endpoint(EndpointName=self.endpoint_name, ContentType="application/json",
+                                                   Accept="application/json", Body=json.dumps(payload).encode())
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", ""), error.get("Message", str(exc))
+            if code == "ModelError":
+                status, original = _model_error_message({**error, **exc.response})
+                if 400 <= status < 500:
+                    raise EndpointRequestError(status, original) from exc
+                raise EndpointUnavailable(f"the model failed ({status}): {original}") from exc
+            if code == "ValidationException" and "endpoint" in message.lower():
+                # "Endpoint x of account y not found." / "... is in Creating/Updating status" style answers.
+                raise EndpointUnavailable(f"endpoint {self.endpoint_name} cannot serve: {message}") from exc
+            if code in _UNAVAILABLE or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+                raise EndpointUnavailable(f"endpoint {self.endpoint_name} unavailable ({code}): {message}") from exc
+            raise
+        except BotoCoreError as exc:  # connection errors, read timeouts
+            raise EndpointUnavailable(f"endpoint {self.endpoint_name} unreachable: {exc}") from exc
+        body = response["Body"].read()
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise EndpointUnavailable(f"endpoint {self.endpoint_name} answered non-JSON: {body[:200]!r}") from exc

@@ -1,0 +1,476 @@
+"""The local endpoint: a process speaking SageMaker's inference-container contract on 127.0.0.1.
+
+    GET  /ping          200 once a model is loaded, 503 before
+    POST /invocations   the inference script's input_fn → predict_fn → output_fn (inference/inference.py, the very
+                        functions SageMaker's PyTorch container calls)
+    POST /admin/model   {"version", "model_uri", "wait"?: true}: zero-downtime swap (loopback clients only)
+    GET  /admin/status  {"status": "InService" | "Updating" | "Creating" | "Failed", "version", "error", ...}
+
+Swap: the new model loads beside the old one while the old keeps serving; one pointer assignment switches new requests
+to it; requests already holding the old model finish on it (the swap waits for them), then the old one is freed. A
+model that fails to load leaves the old one serving; the error is returned (``wait``) and kept in the status.
+
+Batching: request threads parse and validate their own input, then hand it to one worker that runs the model. While a
+forward runs, new requests queue; the worker merges everything queued into the next forward (up to
+``AUTOBERT_ENDPOINT_MAX_BATCH_TEXTS`` texts). A lone request never waits for company, so batch-1 latency is unchanged
+and throughput under many clients rises (one batched forward beats many small ones contending for the cores).
+
+    python -m autobert.endpoint_server --model-dir .autobert/bucket/models/v1/model --version v1 --port 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import ipaddress
+import json
+import logging
+import queue
+import shutil
+import signal
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+
+from autobert.config import Settings, get_settings
+
+logger = logging.getLogger("autobert.endpoint")
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints refuse larger request bodies too
+
+
+class EndpointBusy(Exception):
+    """Serving is impossible right now (no model yet): 503."""
+
+
+def load_script(path: Path) -> ModuleType:
+    """Import the inference script by path, as SageMaker's container imports code/inference.py."""
+    spec = importlib.util.spec_from_file_location("autobert_inference_script", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import inference script {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    version: str
+    model_uri: str
+    model: Any
+    loaded_at: float = field(default_factory=time.time)
+    in_flight: int = 0
+    scratch: Path | None = None  # extracted model.tar.gz, removed when freed
+
+
+# ------------------------------------------------------------------------------------------------------ model host
+class ModelHost:
+    """Which model serves, the swap, and the in-flight accounting that makes the swap lossless."""
+
+    def __init__(self, script: ModuleType, drain_timeout: float = 60.0):
+        self.script = script
+        self.drain_timeout = drain_timeout
+        self.current: LoadedModel | None = None
+        self.state = "Creating"
+        self.error: str | None = None
+        self.target: dict | None = None  # the version being loaded, while Updating
+        self._lock = threading.Condition()
+        self._swap_lock = threading.Lock()
+
+    @contextmanager
+    def acquire(self) -> Iterator[LoadedModel]:
+        with self._lock:
+            model = self.current
+            if model is None:
+                raise EndpointBusy("no model loaded yet" if self.state != "Failed" else f"no model: {self.error}")
+            model.in_flight += 1
+        try:
+            yield model
+        finally:
+            with self._lock:
+                model.in_flight -= 1
+                self._lock.notify_all()
+
+    def swap(self, version: str, model_uri: str) -> LoadedModel:
+        """Load, switch, drain, free. Raises (and keeps the old model) when the new one cannot be loaded; raises
+        RuntimeError at once if another swap is running."""
+        if not self._swap_lock.acquire(blocking=False):
+            raise RuntimeError(f"an update to {self.target and self.target['version']} is already in progress")
+        try:
+            self.state, self.error, self.target = "Updating", None, {"version": version, "model_uri": model_uri}
+            logger.info("loading model %s from %s", version, model_uri)
+            try:
+                new = self._load(version, model_uri)
+            except Exception as exc:
+                self.state, self.error = "Failed", f"model {version} failed to load: {_one_line(exc)}"
+                logger.error("%s; %s", self.error,
+                             f"still serving {self.current.version}" if self.current else "no model serving")
+                raise
+            with self._lock:
+                old, self.current = self.current, new
+                self.state, self.target = "InService", None
+            logger.info("now serving %s", version)
+            if old is not None:
+                self._drain_and_free(old)
+            return new
+        finally:
+            self._swap_lock.release()
+
+    def _load(self, version: str, model_uri: str) -> LoadedModel:
+        folder, scratch = resolve_model_uri(model_uri)
+        try:
+            return LoadedModel(version, model_uri, self.script.model_fn(str(folder)), scratch=scratch)
+        except BaseException:
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+            raise
+
+    def _drain_and_free(self, old: LoadedModel) -> None:
+        with self._lock:
+            drained = self._lock.wait_for(lambda: old.in_flight == 0, timeout=self.drain_timeout)
+        if not drained:
+            logger.warning("model %s still had %d request(s) after %.0fs; freeing it anyway", old.version,
+                           old.in_flight, self.drain_timeout)
+        old.model = None
+        if old.scratch:
+            shutil.rmtree(old.scratch, ignore_errors=True)
+        gc.collect()
+        logger.info("freed model %s", old.version)
+
+    def status(self) -> dict:
+        with self._lock:
+            current = self.current
+            return {
+                "status": self.state,
+                "version": current.version if current else None,
+                "model_uri": current.model_uri if current else None,
+                "loaded_at": current.loaded_at if current else None,
+                "in_flight": current.in_flight if current else 0,
+                "target": self.target,
+                "error": self.error,
+            }
+
+
+def resolve_model_uri(model_uri: str) -> tuple[Path, Path | None]:
+    """A model folder (path or file:// URI), or a model.tar.gz as SageMaker receives it (extracted to scratch)."""
+    path = Path(urlparse(model_uri).path if model_uri.startswith("file://") else model_uri)
+    if path.is_dir():
+        return path, None
+    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+        scratch = Path(tempfile.mkdtemp(prefix="autobert-model-"))
+        with tarfile.open(path) as archive:
+            archive.extractall(scratch, filter="data")  # "data" refuses links/paths escaping the folder
+        return scratch, scratch
+    raise FileNotFoundError(f"no model folder or model.tar.gz at {model_uri}")
+
+
+# --------------------------------------------------------------------------------------------------------- batcher
+@dataclass(eq=False)
+class _Job:
+    model: LoadedModel
+    data: dict
+    done: threading.Event = field(default_factory=threading.Event)
+    result: dict | None = None
+    error: BaseException | None = None
+
+
+class Batcher:
+    """One worker runs the model; requests queued while it was busy share its next forward."""
+
+    def __init__(self, script: ModuleType, max_texts: int = 32, wait_s: float = 0.0):
+        self.script = script
+        self.max_texts = max_texts
+        self.wait_s = wait_s
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="endpoint-batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def submit(self, model: LoadedModel, data: dict) -> dict:
+        job = _Job(model, data)
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[return-value]
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        batch, texts = [first], len(first.data["texts"])
+        deadline = time.monotonic() + self.wait_s
+        while texts < self.max_texts:
+            try:
+                remaining = deadline - time.monotonic()
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return batch, True
+            batch.append(job)
+            texts += len(job.data["texts"])
+        return batch, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch, stop = self._gather(first)
+            groups: dict[int, list[_Job]] = {}
+            for job in batch:  # during a swap a batch may mix the old and the new model
+                groups.setdefault(id(job.model), []).append(job)
+            for jobs in groups.values():
+                self._predict(jobs)
+
+    def _predict(self, jobs: list[_Job]) -> None:
+        inputs = [job.data for job in jobs]
+        try:
+            merged = self.script.predict_fn(self.script.merge_inputs(inputs), jobs[0].model.model)
+            for job, result in zip(jobs, self.script.split_prediction(merged, inputs), strict=True):
+                job.result = result
+        except BaseException as exc:  # handed to each waiting request thread, which answers for it
+            for job in jobs:
+                job.error = exc
+        finally:
+            self.batches += 1
+            self.jobs += len(jobs)
+            for job in jobs:
+                job.done.set()
+
+
+# ------------------------------------------------------------------------------------------------------ HTTP server
+class EndpointServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Many clients connect at once under load; the default backlog of 5 drops connections.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], script: ModuleType, settings: Settings):
+        super().__init__(address, EndpointRequestHandler)
+        self.script = script
+        self.host = ModelHost(script, settings.endpoint_drain_timeout)
+        self.batcher = Batcher(script, settings.endpoint_max_batch_texts, settings.endpoint_batch_wait_ms / 1000)
+        self.batching = settings.endpoint_batching
+        if self.batching:
+            self.batcher.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> bytes:
+        data = self.script.input_fn(body, content_type)
+        with self.host.acquire() as model:
+            if self.batching:
+                prediction = self.batcher.submit(model, data)
+            else:
+                prediction = self.script.predict_fn(data, model.model)
+        return self.script.output_fn(prediction, accept)
+
+    def swap_in_background(self, version: str, model_uri: str) -> None:
+        def run() -> None:
+            try:
+                self.host.swap(version, model_uri)
+            except Exception:  # noqa: S110 — already logged and kept in the status
+                pass
+
+        threading.Thread(target=run, name=f"swap-{version}", daemon=True).start()
+
+    def server_close(self) -> None:
+        self.batcher.stop()
+        super().server_close()
+
+
+class EndpointRequestHandler(BaseHTTPRequestHandler):
+    server: EndpointServer
+    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections under load
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 — the base class's signature
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    # -- plumbing
+    def _send(self, status: int, body: bytes | dict, content_type: str = "application/json") -> None:
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _error(self, status: int, message: str) -> None:
+        self._send(status, {"message": message})
+
+    def _body(self) -> bytes | None:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            self._error(411, "Content-Length required")
+            return None
+        if int(length) > MAX_PAYLOAD_BYTES:
+            self.close_connection = True  # the unread body would be taken for the next request
+            self._error(413, f"request body over {MAX_PAYLOAD_BYTES} bytes")
+            return None
+        return self.rfile.read(int(length))
+
+    def _loopback(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.client_address[0]).is_loopback
+        except ValueError:
+            return False
+
+    # -- routes
+    def do_GET(self) -> None:
+        path = urlparse(self.path).path
+        if path == "/ping":
+            ok = self.server.host.current is not None
+            self._send(200 if ok else 503, {"status": "Healthy" if ok else "no model loaded"})
+        elif path == "/admin/status":
+            if not self._loopback():
+                self._error(403, "admin routes answer loopback clients only")
+                return
+            self._send(200, self.server.host.status())
+        elif path in ("/invocations", "/admin/model"):
+            self._error(405, f"method GET not allowed on {path}")
+        else:
+            self._error(404, f"no route {path}")
+
+    def do_POST(self) -> None:
+        path = urlparse(self.path).path
+        if path == "/invocations":
+            self._invocations()
+        elif path == "/admin/model":
+            self._admin_model()
+        elif path in ("/ping", "/admin/status"):
+            self._body()
+            self._error(405, f"method POST not allowed on {path}")
+        else:
+            self._body()
+            self._error(404, f"no route {path}")
+
+    def _invocations(self) -> None:
+        body = self._body()
+        if body is None:
+            return
+        try:
+            out = self.server.invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
+        except EndpointBusy as exc:
+            self._error(503, str(exc))
+        except Exception as exc:
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int) and 400 <= status < 600 and hasattr(exc, "message"):
+                if status >= 500:
+                    logger.error("invocation failed: %s", exc.message)
+                self._error(status, exc.message)
+            else:
+                logger.exception("invocation failed")
+                self._error(500, f"internal error in the model server ({type(exc).__name__})")
+        else:
+            self._send(200, out)
+
+    def _admin_model(self) -> None:
+        body = self._body()
+        if body is None:
+            return
+        if not self._loopback():
+            self._error(403, "admin routes answer loopback clients only")
+            return
+        try:
+            request = json.loads(body)
+            version, model_uri = request["version"], request["model_uri"]
+            wait = request.get("wait", True)
+            if not (isinstance(version, str) and version and isinstance(model_uri, str) and model_uri
+                    and isinstance(wait, bool)):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            self._error(400, 'send {"version": "<non-empty string>", "model_uri": "<folder or model.tar.gz>", '
+                             '"wait"?: true|false}')
+            return
+        if not wait:
+            if self.server.host.state == "Updating":
+                self._error(409, "an update is already in progress")
+                return
+            self.server.swap_in_background(version, model_uri)
+            self._send(202, {"status": "Updating", "version": version})
+            return
+        try:
+            self.server.host.swap(version, model_uri)
+        except RuntimeError as exc:
+            self._error(409, str(exc))
+        except Exception:
+            self._error(422, self.server.host.error or "model failed to load")
+        else:
+            self._send(200, self.server.host.status())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def make_server(settings: Settings | None = None, host: str | None = None, port: int | None = None,
+                script: Path | None = None) -> EndpointServer:
+    settings = settings or get_settings()
+    address = (host or settings.endpoint_host, settings.endpoint_port if port is None else port)
+    return EndpointServer(address, load_script(script or settings.inference_script), settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autobert.endpoint_server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", help="Model folder (or model.tar.gz) to serve at start; without it /ping "
+                        "answers 503 until POST /admin/model loads one.")
+    parser.add_argument("--version", help="Version name of --model-dir (default: its folder name).")
+    parser.add_argument("--host", default=None, help="Bind address (default AUTOBERT_ENDPOINT_HOST, 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=None, help="Port (default AUTOBERT_ENDPOINT_PORT; 0 = any free).")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        server = make_server(host=args.host, port=args.port)
+    except OSError as exc:
+        print(f"endpoint: cannot listen: {exc}", file=sys.stderr)
+        return 2
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    # One line that parents (autobert up, tests) read to learn the port when it was 0.
+    print(json.dumps({"event": "listening", "url": server.url}), flush=True)
+    if args.model_dir:
+        folder = Path(args.model_dir)
+        # models/<version>/model/ is the bucket layout: the version is the parent's name there.
+        server.swap_in_background(args.version or (folder.parent.name if folder.name == "model" else folder.name),
+                                  args.model_dir)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Helpers for the serving tests (inference script, endpoint, handlers, local API): tiny model folders, events."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = ["rec.autos", "sci.space", "talk.politics.guns"]
+
+
+def make_model_folder(folder: Path, version: str, labels: list[str] | None = None, max_length: int = 32) -> Path:
+    """A model folder as training/train.py writes it, on the tiny random BERT (untrained: scores are near-uniform)."""
+    from conftest import make_tiny_bert
+
+    from autobert.data import write_labels
+    from autobert.modeling import ModelMeta
+
+    labels = labels or LABELS
+    make_tiny_bert(folder, num_labels=len(labels))
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {str(i): label for i, label in enumerate(labels)}
+    config["label2id"] = {label: i for i, label in enumerate(labels)}
+    (folder / "config.json").write_text(json.dumps(config))
+    write_labels(labels, folder / "labels.json")
+    ModelMeta(model_version=version, base_model="tiny", max_length=max_length).save(folder)
+    return folder
+
+
+def load_module(path: Path, name: str) -> ModuleType:
+    """Import a file as a fresh module (a handler's cold start), after the test set its environment."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.pop(name, None)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rest_event(method: str, path: str, body: str | dict | None = None, headers: dict | None = None) -> dict:
+    """An API Gateway REST (v1) proxy event."""
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    headers = {"content-type": "application/json", **(headers or {})}
+    return {
+        "resource": path, "path": path, "httpMethod": method, "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
+        "stageVariables": None, "body": body, "isBase64Encoded": False,
+        "requestContext": {"resourcePath": path, "httpMethod": method, "path": f"/dev{path}", "stage": "dev",
+                           "requestId": "test-request", "accountId": "123456789012", "apiId": "test",
+                           "identity": {"sourceIp": "127.0.0.1"}},
+    }
+
+
+def set_env(monkeypatch, **values) -> None:
+    """Set AUTOBERT_* variables and make get_settings() read them again."""
+    from autobert.config import get_settings
+
+    for name, value in values.items():
+        monkeypatch.setenv(f"AUTOBERT_{name.upper()}", str(value))
+    get_settings.cache_clear()

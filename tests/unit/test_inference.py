@@ -1,0 +1,108 @@
+"""The inference script's request parsing and response encoding (no model needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from serving_helpers import REPO, load_module, set_env
+
+from autobert.config import get_settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def inference():
+    return load_module(REPO / "inference" / "inference.py", "inference_under_test")
+
+
+def error_of(call) -> tuple[int, str]:
+    with pytest.raises(Exception) as info:
+        call()
+    return info.value.status_code, info.value.message
+
+
+def test_one_text_becomes_a_single_input(inference):
+    assert inference.input_fn(b'{"text": "a car"}', "application/json") == {
+        "texts": ["a car"], "top_k": None, "single": True}
+
+
+def test_a_batch_keeps_its_order_and_top_k(inference):
+    data = inference.input_fn('{"instances": ["b", "a", "c"], "top_k": 2}', "application/json; charset=utf-8")
+    assert data == {"texts": ["b", "a", "c"], "top_k": 2, "single": False}
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_non_json_content_type_is_refused_with_415(inference, content_type):
+    status, message = error_of(lambda: inference.input_fn(b'{"text": "x"}', content_type))
+    assert status == 415 and "application/json" in message
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    (b"{not json", "invalid JSON"),
+    (b"\xff\xfe", "invalid JSON"),
+    (b'["a", "b"]', "JSON object"),
+    (b"{}", "exactly one"),
+    (b'{"text": "a", "instances": ["b"]}', "exactly one"),
+    (b'{"text": ""}', "empty"),
+    (b'{"text": "   \\n\\t"}', "empty"),
+    (b'{"text": 42}', "must be a string"),
+    (b'{"instances": []}', "must not be empty"),
+    (b'{"instances": "abc"}', "list of strings"),
+    (b'{"instances": ["ok", 3]}', "instances[1]"),
+    (b'{"instances": ["ok", null]}', "instances[1]"),
+    (b'{"instances": ["ok", " "]}', "instances[1]"),
+    (b'{"text": "a", "top_k": 0}', "top_k"),
+    (b'{"text": "a", "top_k": "3"}', "top_k"),
+    (b'{"text": "a", "top_k": true}', "top_k"),
+    (b'{"text": "a", "extra": 1}', "unknown field"),
+])
+def test_bad_input_is_a_400_with_a_clear_message(inference, body, fragment):
+    status, message = error_of(lambda: inference.input_fn(body, "application/json"))
+    assert status == 400
+    assert fragment in message
+    assert "Traceback" not in message
+
+
+def test_a_batch_over_the_cap_is_refused(inference, monkeypatch):
+    set_env(monkeypatch, max_batch=3)
+    assert len(inference.input_fn(json.dumps({"instances": ["a"] * 3}), "application/json")["texts"]) == 3
+    status, message = error_of(lambda: inference.input_fn(json.dumps({"instances": ["a"] * 4}), "application/json"))
+    assert status == 400 and "4 > 3" in message
+
+
+def test_a_text_over_the_size_limit_is_413(inference, monkeypatch):
+    set_env(monkeypatch, max_text_chars=10)
+    inference.input_fn(json.dumps({"text": "x" * 10}), "application/json")
+    status, _ = error_of(lambda: inference.input_fn(json.dumps({"text": "x" * 11}), "application/json"))
+    assert status == 413
+
+
+@pytest.mark.parametrize("accept", [None, "application/json", "*/*", "text/html, application/json;q=0.9"])
+def test_output_is_json_for_json_accepting_clients(inference, accept):
+    prediction = {"predictions": [{"label": "a", "score": 0.5, "top_k": []}], "model_version": "v1"}
+    assert json.loads(inference.output_fn(prediction, accept)) == prediction
+
+
+def test_output_refuses_an_accept_it_cannot_produce(inference):
+    status, _ = error_of(lambda: inference.output_fn({"predictions": []}, "text/csv"))
+    assert status == 406
+
+
+def test_merged_requests_split_back_with_their_own_top_k(inference):
+    inputs = [{"texts": ["a"], "top_k": 1}, {"texts": ["b", "c"], "top_k": None}]
+    merged = inference.merge_inputs(inputs)
+    assert merged["texts"] == ["a", "b", "c"] and merged["top_k"] == 3  # default_top_k is 3
+    alternatives = [{"label": x, "score": 0.1} for x in "xyz"]
+    prediction = {"predictions": [{"label": t, "score": 0.9, "top_k": alternatives} for t in "abc"],
+                  "model_version": "v9"}
+    first, second = inference.split_prediction(prediction, inputs)
+    assert [p["label"] for p in first["predictions"]] == ["a"] and len(first["predictions"][0]["top_k"]) == 1
+    assert [p["label"] for p in second["predictions"]] == ["b", "c"]
+    assert all(len(p["top_k"]) == 3 for p in second["predictions"]) and second["model_version"] == "v9"
