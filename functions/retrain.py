@@ -1,0 +1,40 @@
+"""Start a retraining run: POST /retrain (manual, from the API) and the EventBridge schedule (low-traffic window).
+
+A run starts unless one is running; then the trigger is recorded and the next run serves it (202 either way).
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from autobert.bootstrap import bootstrap
+from autobert.workflow.start import request_run, start_pending_on_aws
+
+services = bootstrap()
+logger = Logger(service="retrain")
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+class RetrainRequest(BaseModel):
+    full: bool = Field(False, description="Retrain from the base model on the whole dataset instead of a warm start.")
+
+
+@app.post("/retrain")
+def post_retrain(request: RetrainRequest) -> Response:
+    result = request_run(services, "api", full=request.full)
+    body = {"status": result["status"], "trigger": result["trigger"]["id"], "run_id": result.get("run_id")}
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def scheduled(event: dict) -> dict:
+    if event.get("detail-type") == "Step Functions Execution Status Change":
+        return start_pending_on_aws(services)  # a run ended: serve the triggers that came in meanwhile
+    return request_run(services, "schedule", full=services.settings.schedule_full_retrain)
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return scheduled(event) if event.get("source") in ("aws.events", "aws.states") else app.resolve(event, context)

@@ -1,0 +1,107 @@
+"""Puts a model version live on the SageMaker endpoint, whose name never changes.
+
+CreateModel + CreateEndpointConfig (both named ``<endpoint>-<version>``) then UpdateEndpoint (CreateEndpoint the
+first time). UpdateEndpoint uses deployment guardrails: blue/green by default (the new fleet is provisioned beside the
+old one, traffic shifts at once, the old fleet is kept for ``bake_seconds``), with automatic rollback when one of the
+configured CloudWatch alarms fires. A rolled-back update leaves the endpoint InService on the old config, which
+``serving_version()`` reveals.
+"""
+
+from __future__ import annotations
+
+from autobert import layout
+from autobert.adapters.aws_errors import aws_errors, error_code
+from autobert.config import Settings
+from autobert.ports import EndpointDeployer
+from autobert.workflow.errors import DeploymentError
+
+STATUS = {"InService": "InService", "Creating": "Creating", "Updating": "Updating", "SystemUpdating": "Updating",
+          "RollingBack": "Updating", "UpdateRollbackFailed": "Failed", "Failed": "Failed", "Deleting": "Failed",
+          "OutOfService": "Failed"}
+
+
+class SageMakerEndpointDeployer(EndpointDeployer):
+    def __init__(self, client, settings: Settings):
+        self.client = client
+        self.settings = settings
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.endpoint_name
+
+    def resource_name(self, version: str) -> str:
+        return f"{self.endpoint}-{version}"[:63]
+
+    def deployment_config(self) -> dict:
+        s = self.settings
+        config: dict = {}
+        if s.deployment_strategy == "blue_green":
+            config["BlueGreenUpdatePolicy"] = {
+                "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+                "TerminationWaitInSeconds": s.bake_seconds,
+            }
+        else:
+            config["RollingUpdatePolicy"] = {
+                "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                "WaitIntervalInSeconds": min(s.bake_seconds, 3600),
+            }
+        if s.rollback_alarms:
+            config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in s.rollback_alarms]}
+        return config
+
+    def _create_if_absent(self, call, **kwargs) -> None:
+        try:
+            call(**kwargs)
+        except Exception as exc:
+            # A retried step finds the model/config of its first attempt: same version, same content.
+            if "already exist" in str(exc).lower() or getattr(exc, "response", {}).get("Error", {}).get(
+                    "Code") == "ResourceInUse":
+                return
+            raise
+
+    def deploy(self, model_version: str, model_uri: str) -> None:
+        s = self.settings
+        if not s.sagemaker_role_arn or not s.inference_image_uri or not s.bucket:
+            raise DeploymentError("AUTOBERT_SAGEMAKER_ROLE_ARN, AUTOBERT_INFERENCE_IMAGE_URI and AUTOBERT_BUCKET "
+                                  "must be set")
+        name = self.resource_name(model_version)
+        with aws_errors(DeploymentError, f"CreateModel {name}"):
+            self._create_if_absent(
+                self.client.create_model, ModelName=name, ExecutionRoleArn=s.sagemaker_role_arn,
+                PrimaryContainer={"Image": s.inference_image_uri, "ModelDataUrl": model_uri, "Environment": {
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{s.bucket}/{layout.INFERENCE_CODE}",
+                    "AUTOBERT_MODEL_VERSION": model_version}})
+        with aws_errors(DeploymentError, f"CreateEndpointConfig {name}"):
+            self._create_if_absent(
+                self.client.create_endpoint_config, EndpointConfigName=name,
+                ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
+                                     "InitialInstanceCount": s.inference_instance_count,
+                                     "InstanceType": s.inference_instance_type}])
+        with aws_errors(DeploymentError, f"UpdateEndpoint {self.endpoint}"):
+            if self._exists():
+                self.client.update_endpoint(EndpointName=self.endpoint, EndpointConfigName=name,
+                                            DeploymentConfig=self.deployment_config())
+            else:
+                self.client.create_endpoint(EndpointName=self.endpoint, EndpointConfigName=name)
+
+    def _exists(self) -> bool:
+        try:
+            self.client.describe_endpoint(EndpointName=self.endpoint)
+        except Exception as exc:
+            if getattr(exc, "response", None) and error_code(exc) == "ValidationException":
+                return False  # SageMaker's answer for a missing endpoint
+            raise
+        return True
+
+    def describe(self) -> dict:
+        with aws_errors(DeploymentError, f"DescribeEndpoint {self.endpoint}"):
+            return self.client.describe_endpoint(EndpointName=self.endpoint)
+
+    def status(self) -> str:
+        return STATUS.get(self.describe()["EndpointStatus"], "Updating")
+
+    def serving_version(self) -> str:
+        config = self.describe()["EndpointConfigName"]
+        prefix = f"{self.endpoint}-"
+        return config[len(prefix):] if config.startswith(prefix) else config

@@ -1,0 +1,328 @@
+"""Local execution of the retraining state machine, the local scheduler and the first model.
+
+The ASL file is executed unchanged by aws-local-stepfunctions (``statemachines/local/run.mjs``, Node). Its Task
+states call back into this process over the Node process's stdin/stdout (JSON lines), where the very step handlers of
+the Lambdas (``autobert.workflow.steps``) run with the local adapters; an exception's class name goes back as the
+error name, so Retry/Catch behave as on AWS. One Node process per run, no Python process per task: the handlers
+run warm in the process that holds the run lock.
+
+Only one run at a time: a file lock (``<home>/retrain.lock``). A trigger is recorded first, then whoever gets the
+lock serves every pending trigger; the holder re-checks after releasing it, so a trigger that arrives while a run
+ends is not stranded.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from autobert.bootstrap import Services
+from autobert.config import REPO_ROOT, Settings
+from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
+from autobert.workflow import steps
+from autobert.workflow.errors import WorkflowError
+from autobert.workflow.merge import current_dataset, import_initial_dataset
+from autobert.workflow.registry import ModelRegistry
+from autobert.workflow.runs import FINISHED, RunStore, new_run_id, state_timings
+from autobert.workflow.triggers import (
+    in_window,
+    pending_triggers,
+    record_trigger,
+    scheduled_today,
+    served_by,
+    threshold_reached,
+)
+
+logger = logging.getLogger("autobert.workflow")
+
+ASL_FILE = REPO_ROOT / "statemachines" / "retrain.asl.json"
+RUNNER = REPO_ROOT / "statemachines" / "local" / "run.mjs"
+HANDLERS: dict[str, Callable[[Services, dict], dict]] = {
+    "MergeData": steps.merge_data,
+    "StartTraining": steps.start_training,
+    "CheckTraining": steps.check_training,
+    "Evaluate": steps.evaluate,
+    "UpdateEndpoint": steps.update_endpoint,
+    "CheckEndpoint": steps.check_endpoint,
+    "RecordFailure": steps.record_failure,
+}
+
+
+class LocalRunnerError(WorkflowError):
+    """The local ASL interpreter could not run (Node missing, crashed, bad output)."""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``AUTOBERT_*`` variables reproducing ``settings`` in a child process."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        env[f"AUTOBERT_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------------- the dataset
+def ensure_initial_dataset(services: Services) -> dict:
+    """The dataset version 0 (and the fixed holdout) in the bucket: imported from the exported dataset folder
+    (``AUTOBERT_SEED_DATASET``, default ``<home>/prepared``), which ``autobert prepare``'s pipeline creates first
+    if it is missing."""
+    current = current_dataset(services.store)
+    if current:
+        return current
+    s = services.settings
+    folder = Path(s.seed_dataset or s.home / "prepared")
+    if not (folder / DATASET_FILE).is_file():
+        logger.info("no exported dataset in %s: preparing 20 Newsgroups", folder)
+        prepare(s.data_source, folder, s.cache_dir, min_class_count=s.min_class_count, clean=s.clean, seed=s.seed)
+    df = pd.read_parquet(folder / DATASET_FILE)
+    return import_initial_dataset(services.store, df, read_labels(folder / LABELS_FILE),
+                                  holdout_fraction=s.holdout_fraction, seed=s.seed, source=str(folder))
+
+
+# -------------------------------------------------------------------------------------------------------- the lock
+@contextmanager
+def run_lock(home: Path) -> Iterator[bool]:
+    """Non-blocking: yields True if this process now holds the one-run-at-a-time lock."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "retrain.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# -------------------------------------------------------------------------------------------------- the executor
+class LocalWorkflow:
+    def __init__(self, services: Services):
+        self.services = services
+        self.store = services.store
+        self.runs = RunStore(services.store)
+
+    # Triggers ------------------------------------------------------------------------------------------------
+    def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
+        """Record a trigger and serve it: in this process (``wait``) or in a detached process. Returns the
+        trigger and, with ``wait``, the run that served it."""
+        trigger = record_trigger(self.store, kind, full=full, **detail)
+        if not wait:
+            self.start_detached()
+            return {"status": "accepted", "trigger": trigger}
+        self.serve_pending()
+        run = self.wait_for(trigger["id"])
+        return {"status": run["status"], "trigger": trigger, "run": run}
+
+    def wait_for(self, trigger_id: str, timeout: float | None = None, poll: float = 1.0) -> dict:
+        """Block until the run serving ``trigger_id`` has finished (it may be queued behind another run)."""
+        deadline = time.monotonic() + (timeout or self.services.settings.training_max_wait_seconds * 2)
+        while time.monotonic() < deadline:
+            run_id = served_by(self.store, trigger_id)
+            if run_id is None:
+                self.serve_pending()  # the run that held the lock may have ended before seeing our trigger
+            else:
+                run = self.runs.get(run_id)
+                if run.get("status") in FINISHED:
+                    return run
+            time.sleep(poll)
+        raise WorkflowError(f"trigger {trigger_id}: no finished run within the time limit")
+
+    def serve_pending(self) -> list[dict]:
+        """Run until no trigger is pending, if this process gets the lock; otherwise return at once (the holder
+        serves what is pending)."""
+        done: list[dict] = []
+        while True:
+            with run_lock(self.services.settings.home) as held:
+                if not held:
+                    return done
+                while pending := pending_triggers(self.store):
+                    done.append(self.run(pending))
+            if not pending_triggers(self.store):
+                return done
+
+    def start_detached(self) -> int:
+        """Serve pending triggers in a detached process (survives the caller, e.g. `autobert retrain`)."""
+        s = self.services.settings
+        s.home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **settings_env(s)}
+        with open(s.home / "retrain.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "autobert.workflow.local", "serve"], env=env,
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        threading.Thread(target=proc.wait, daemon=True).start()
+        return proc.pid
+
+    # One run ----------------------------------------------------------------------------------------------------
+    def run(self, triggers: list[dict]) -> dict:
+        s = self.services.settings
+        run_id = new_run_id()
+        live = ModelRegistry(self.store).live()
+        full = any(t.get("full") for t in triggers) or live is None
+        execution_input = {"run_id": run_id, "triggers": [t["id"] for t in triggers], "full": full}
+        self.runs.create(run_id, trigger=triggers[0]["kind"], trigger_kinds=sorted({t["kind"] for t in triggers}),
+                         triggered_at=min(t["at"] for t in triggers), full=full, executor="local",
+                         live_version_before=live["version"] if live else None)
+        cmd = [s.node, str(RUNNER), "--definition", str(ASL_FILE), "--input", json.dumps(execution_input),
+               "--wait-ms", str(s.local_wait_ms), "--retry-ms", str(s.local_retry_ms)]
+        events: list[dict] = []
+        end: dict | None = None
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, cwd=REPO_ROOT)
+        except OSError as exc:
+            return self._finish(run_id, events, {"status": "FAILED", "error": "LocalRunnerError",
+                                                 "cause": f"cannot start {s.node}: {exc}"})
+        try:
+            for line in proc.stdout:
+                message = json.loads(line)
+                if message["type"] == "task":
+                    proc.stdin.write(json.dumps(self._task(message)) + "\n")
+                    proc.stdin.flush()
+                elif message["type"] == "event":
+                    events.append(message["event"])
+                    if message["event"]["type"] in ("StateExited", "StateFailed", "StateRetried"):
+                        self._progress(run_id, events)
+                elif message["type"] == "end":
+                    end = message
+        except (ValueError, KeyError, BrokenPipeError) as exc:
+            end = {"status": "FAILED", "error": "LocalRunnerError", "cause": f"bad runner output: {exc}"}
+            proc.kill()
+        finally:
+            if proc.stdin:
+                proc.stdin.close()
+            stderr = proc.stderr.read() if proc.stderr else ""
+            proc.wait()
+        if end is None:
+            end = {"status": "FAILED", "error": "LocalRunnerError",
+                   "cause": f"the ASL runner exited {proc.returncode}: {stderr.strip()[-1000:]}"}
+        return self._finish(run_id, events, end)
+
+    def _task(self, message: dict) -> dict:
+        handler = HANDLERS.get(message["resource"])
+        if handler is None:
+            return {"id": message["id"], "error": "LocalRunnerError",
+                    "cause": f"no handler for resource {message['resource']}"}
+        try:
+            return {"id": message["id"], "output": handler(self.services, message["input"])}
+        except Exception as exc:  # any exception is a task failure, named by its class as Lambda names it
+            if not isinstance(exc, WorkflowError):
+                logger.warning("task %s failed", message["state"], exc_info=True)
+            return {"id": message["id"], "error": type(exc).__name__, "cause": str(exc)}
+
+    def _progress(self, run_id: str, events: list[dict]) -> None:
+        self.runs.put_history(run_id, events)
+        self.runs.update(run_id, states=state_timings(events))
+
+    def _finish(self, run_id: str, events: list[dict], end: dict) -> dict:
+        self.runs.put_history(run_id, events)
+        record = self.runs.get(run_id)
+        fields: dict[str, Any] = {"states": state_timings(events), "execution_status": end["status"]}
+        if end["status"] == "SUCCEEDED":
+            if record.get("status") not in FINISHED:
+                fields["status"] = "succeeded"
+        else:
+            fields["status"] = "failed"
+            fields.setdefault("error", record.get("error") or end.get("error"))
+            fields.setdefault("cause", record.get("cause") or end.get("cause"))
+        record = self.runs.update(run_id, **fields)
+        logger.info("run %s: %s", run_id, record["status"])
+        return record
+
+
+# ------------------------------------------------------------------------------------------------- first model
+def run_first_model(services: Services) -> dict:
+    """Make sure a model is live: import the dataset if needed and run the retraining workflow once (bootstrap
+    run: no warm start, the gate passes with no live model). The local endpoint must be running (it may have no
+    model yet): the run ends by swapping the model onto it. Returns ``models/live.json``."""
+    ensure_initial_dataset(services)
+    registry = ModelRegistry(services.store)
+    live = registry.live()
+    if live:
+        return live
+    result = LocalWorkflow(services).request("bootstrap", full=True, wait=True)
+    live = registry.live()
+    if live is None:
+        run = result["run"]
+        raise WorkflowError(f"the first run {run['run_id']} ended {run['status']}: "
+                            f"{run.get('error')}: {run.get('cause')}")
+    return live
+
+
+# ---------------------------------------------------------------------------------------------------- scheduler
+class Scheduler:
+    """The local stack's trigger loop: the scheduled run (once per low-traffic window), the feedback-count threshold
+    (in case the feedback path did not check), and pending triggers left by a run that ended."""
+
+    def __init__(self, services: Services, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 start_run: Callable[[], Any] | None = None):
+        self.services = services
+        self.clock = clock
+        self.workflow = LocalWorkflow(services)
+        self.start_run = start_run or self.workflow.start_detached
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> list[dict]:
+        """One check; returns the triggers it recorded."""
+        s, store = self.services.settings, self.services.store
+        recorded = []
+        now = self.clock()
+        if s.schedule_enabled and in_window(now, s.schedule_window) and not scheduled_today(store, now):
+            recorded.append(record_trigger(store, "schedule", full=s.schedule_full_retrain, window=s.schedule_window))
+        if current_dataset(store) and threshold_reached(store, s.feedback_threshold):
+            recorded.append(record_trigger(store, "threshold", threshold=s.feedback_threshold))
+        if pending_triggers(store):
+            with run_lock(s.home) as free:
+                pass
+            if free:
+                self.start_run()
+        return recorded
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.services.settings.scheduler_interval):
+            try:
+                self.tick()
+            except Exception:  # the loop must outlive one bad tick (a full disk, a corrupt object)
+                logger.exception("scheduler tick failed")
+
+    def start(self) -> Scheduler:
+        self._thread = threading.Thread(target=self._loop, name="autobert-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from autobert.bootstrap import bootstrap
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv != ["serve"]:
+        print("usage: python -m autobert.workflow.local serve", file=sys.stderr)
+        return 2
+    for run in LocalWorkflow(bootstrap()).serve_pending():
+        print(json.dumps({"run_id": run["run_id"], "status": run["status"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

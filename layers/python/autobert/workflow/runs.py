@@ -1,0 +1,86 @@
+"""Run records: ``runs/<run_id>/run.json`` (trigger, status, training job name, versions, timings, error) and, for
+local runs, ``runs/<run_id>/history.json`` (the execution's event history, as aws-local-stepfunctions emits it)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from autobert import layout
+from autobert.ports import ObjectNotFound, ObjectStore
+from autobert.workflow.errors import WorkflowError
+from autobert.workflow.registry import now_iso
+
+FINISHED = ("succeeded", "rejected", "failed")
+
+
+def new_run_id() -> str:
+    # Sortable by start time, unique, and a valid Step Functions execution name.
+    return f"r-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+class UnknownRun(WorkflowError):
+    """No run with that id."""
+
+
+class RunStore:
+    def __init__(self, store: ObjectStore):
+        self.store = store
+
+    def create(self, run_id: str, **fields: Any) -> dict:
+        record = {"run_id": run_id, "status": "starting", "started_at": now_iso(), **fields}
+        self.store.put_json(layout.run_record(run_id), record)
+        return record
+
+    def get(self, run_id: str) -> dict:
+        try:
+            return self.store.get_json(layout.run_record(run_id))
+        except ObjectNotFound as exc:
+            raise UnknownRun(f"no run {run_id!r}") from exc
+
+    def update(self, run_id: str, **fields: Any) -> dict:
+        try:
+            record = self.get(run_id)
+        except UnknownRun:
+            record = {"run_id": run_id, "started_at": now_iso()}  # started outside our starter (e.g. the console)
+        record.update(fields)
+        if fields.get("status") in FINISHED and "finished_at" not in fields:
+            record["finished_at"] = now_iso()
+        self.store.put_json(layout.run_record(run_id), record)
+        return record
+
+    def list(self) -> list[dict]:
+        keys = [k for k in self.store.list_keys(layout.RUNS) if k.endswith("/run.json")]
+        return sorted((self.store.get_json(k) for k in keys), key=lambda r: r.get("started_at", ""), reverse=True)
+
+    def history(self, run_id: str) -> list[dict]:
+        try:
+            return self.store.get_json(layout.run_history(run_id))
+        except ObjectNotFound:
+            return []
+
+    def put_history(self, run_id: str, events: list[dict]) -> None:
+        self.store.put_json(layout.run_history(run_id), events)
+
+
+def state_timings(events: list[dict]) -> list[dict]:
+    """Per visited state: name, type, entered/exited (epoch ms), seconds and error, in visiting order."""
+    out: list[dict] = []
+    open_states: dict[str, dict] = {}
+    for event in events:
+        kind, state = event.get("type"), event.get("state") or {}
+        if kind == "StateEntered":
+            entry = {"name": state["name"], "type": state["type"], "entered": event["timestamp"]}
+            open_states[state["name"]] = entry
+            out.append(entry)
+        elif kind in ("StateExited", "StateFailed") and state.get("name") in open_states:
+            entry = open_states[state["name"]]
+            if kind == "StateFailed":
+                entry["error"], entry["cause"] = event.get("Error"), event.get("Cause")
+                if state["type"] != "Fail":
+                    continue  # a retry or catch follows; the state exits (or the run ends) later
+            entry["exited"] = event["timestamp"]
+            entry["seconds"] = round((entry["exited"] - entry["entered"]) / 1000, 3)
+            open_states.pop(state["name"])
+    return out

@@ -1,0 +1,51 @@
+"""Starting retraining runs, the same call locally and on AWS: record the trigger, then start a run unless one is
+running (then the trigger waits for the next run). Used by `autobert retrain`, the retrain API route, the feedback
+path (threshold) and the schedule (EventBridge on AWS, the local Scheduler)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autobert.bootstrap import Services
+from autobert.workflow.merge import current_dataset
+from autobert.workflow.registry import ModelRegistry
+from autobert.workflow.runs import RunStore, new_run_id
+from autobert.workflow.triggers import pending_triggers, record_trigger, threshold_reached
+
+
+def request_run(services: Services, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
+    if not services.aws:
+        from autobert.workflow.local import LocalWorkflow, ensure_initial_dataset
+
+        ensure_initial_dataset(services)
+        return LocalWorkflow(services).request(kind, full=full, wait=wait, **detail)
+    trigger = record_trigger(services.store, kind, full=full, **detail)
+    return {**start_pending_on_aws(services), "trigger": trigger}
+
+
+def start_pending_on_aws(services: Services) -> dict:
+    """Start an execution serving every pending trigger, unless one is running (its end, or the next trigger,
+    serves them; an EventBridge rule on execution status changes may call this too)."""
+    sfn = services.workflow_runs
+    running = sfn.running()
+    if running:
+        return {"status": "queued", "running": [e["name"] for e in running]}
+    pending = pending_triggers(services.store)
+    if not pending:
+        return {"status": "idle"}
+    run_id = new_run_id()
+    full = any(t.get("full") for t in pending) or ModelRegistry(services.store).live() is None
+    RunStore(services.store).create(run_id, trigger=pending[0]["kind"], executor="stepfunctions",
+                                    trigger_kinds=sorted({t["kind"] for t in pending}),
+                                    triggered_at=min(t["at"] for t in pending), full=full)
+    arn = sfn.start(run_id, {"run_id": run_id, "triggers": [t["id"] for t in pending], "full": full})
+    RunStore(services.store).update(run_id, execution_arn=arn)
+    return {"status": "started", "run_id": run_id, "execution_arn": arn}
+
+
+def after_feedback(services: Services) -> dict | None:
+    """Call after a feedback item is stored: starts a run once enough unmerged feedback has piled up."""
+    s = services.settings
+    if current_dataset(services.store) is None or not threshold_reached(services.store, s.feedback_threshold):
+        return None
+    return request_run(services, "threshold", threshold=s.feedback_threshold)

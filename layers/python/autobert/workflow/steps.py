@@ -1,0 +1,214 @@
+"""The state machine's task handlers: each takes the execution state (a small dict) and returns a small dict that
+the ASL stores under its ResultPath. ``functions/<name>.py`` wraps each one as a Lambda handler; the local runner
+calls them directly. Errors are raised as exceptions whose class names the ASL's Retry/Catch list.
+
+Execution state, as it grows: ``{"run_id", "triggers", "full"}`` → ``merge`` → ``training`` → ``training_status``
+→ ``evaluation`` → ``deploy`` → ``endpoint``; on a caught error ``error: {"Error", "Cause"}``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import tarfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from autobert import layout
+from autobert.bootstrap import Services
+from autobert.modeling import EVALUATION_FILE, METRICS_FILE
+from autobert.ports import EndpointDeployer, ObjectNotFound, TrainingJobSpec
+from autobert.workflow import merge as merging
+from autobert.workflow.errors import DeploymentError, EvaluationError
+from autobert.workflow.gate import Margins, decide
+from autobert.workflow.registry import ModelRegistry, now_iso
+from autobert.workflow.runs import RunStore
+from autobert.workflow.triggers import mark_served
+
+SAGEMAKER_CHANNEL_ROOT = "/opt/ml/input/data"
+
+
+def deployer(services: Services) -> EndpointDeployer:
+    return services.sagemaker_deployer if services.aws else services.deployer
+
+
+def new_job_name() -> str:
+    # A fresh name per call: a retried StartTraining never collides with the job of the failed attempt.
+    return f"ab-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+# ------------------------------------------------------------------------------------------------------ MergeData
+def merge_data(services: Services, event: dict) -> dict:
+    store, settings = services.store, services.settings
+    run_id = event["run_id"]
+    runs = RunStore(store)
+    mark_served(store, event.get("triggers", []), run_id)
+    runs.update(run_id, status="running", triggers=event.get("triggers", []), full=bool(event.get("full")))
+    result = merging.merge_feedback(store)
+    live = ModelRegistry(store).live_record()
+    warm = bool(live) and not event.get("full") and bool(live.get("dataset_version"))
+    if warm:
+        channels = merging.build_warm_trainset(
+            store, result.dataset_version, live["dataset_version"], replay_per_class=settings.replay_per_class,
+            validation_per_class=settings.replay_validation_per_class, feedback_repeat=settings.feedback_repeat,
+            seed=settings.seed)
+    else:
+        channels = {"train": layout.dataset_prefix(result.dataset_version), "validation": None}
+    out = {**result.summary(), "warm": warm, "init_version": live["version"] if live else None,
+           "channels": channels}
+    runs.update(run_id, dataset_version=result.dataset_version, merge=result.summary(), warm=warm)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- StartTraining
+def training_hyperparameters(services: Services, job_name: str, warm: bool, init_path: str | None,
+                             has_validation: bool) -> dict[str, str]:
+    s = services.settings
+    hp = {
+        "model-name": s.model_name,
+        "epochs": str(s.warm_epochs if warm else s.train_epochs),
+        "learning-rate": str(s.warm_learning_rate if warm else s.train_learning_rate),
+        "seed": str(s.seed),
+        "model-version": job_name,
+        "progress": "false",
+    }
+    if warm and init_path:
+        hp["init-model"] = init_path
+    if has_validation:
+        hp["test-fraction"] = "0"  # warm start: every changed row trains; validation comes as its own channel
+    hp.update({k: str(v) for k, v in s.train_hyperparameters.items()})
+    return hp
+
+
+def start_training(services: Services, event: dict) -> dict:
+    store, settings = services.store, services.settings
+    merge, run_id = event["merge"], event["run_id"]
+    job_name = new_job_name()
+    live = ModelRegistry(store).live()
+    channels = {"train": store.uri(merge["channels"]["train"]),
+                "holdout": store.uri(layout.holdout_prefix(merge["holdout_version"]))}
+    if merge["channels"].get("validation"):
+        channels["validation"] = store.uri(merge["channels"]["validation"])
+    init_path = None
+    if live:
+        # The live model is scored on the holdout beside the candidate (and is the warm start's init model).
+        channels["live"] = live["model_uri"]
+        init_path = f"{SAGEMAKER_CHANNEL_ROOT}/live" if services.aws else live["model_uri"]
+    hp = training_hyperparameters(services, job_name, merge["warm"], init_path, "validation" in channels)
+    spec = TrainingJobSpec(job_name=job_name, hyperparameters=hp, channels=channels,
+                           output_uri=store.uri(layout.MODELS), extra={"run_id": run_id})
+    services.training_jobs.start(spec)
+    RunStore(store).update(run_id, training_job=job_name, model_version=job_name, training_started_at=now_iso())
+    started = time.time()
+    return {"job_name": job_name, "model_version": job_name, "warm": merge["warm"], "started_at": started,
+            "deadline": started + settings.training_max_wait_seconds}
+
+
+# -------------------------------------------------------------------------------------------------- CheckTraining
+def check_training(services: Services, event: dict) -> dict:
+    training = event["training"]
+    state = services.training_jobs.describe(training["job_name"])
+    timed_out = state.status == "InProgress" and time.time() > training["deadline"]
+    if timed_out:
+        stop = getattr(services.training_jobs, "stop", None)
+        if stop:
+            stop(training["job_name"])
+    return {"status": state.status, "failure_reason": state.failure_reason or (
+                f"training job {training['job_name']} ended {state.status}" if state.status in ("Failed", "Stopped")
+                else None),
+            "timed_out": timed_out, "model_uri": state.model_uri, "output_uri": state.output_uri}
+
+
+# ------------------------------------------------------------------------------------------------------- Evaluate
+def read_job_report(services: Services, output_uri: str, name: str) -> dict:
+    """A report file the training job wrote: in its output folder (local) or inside SageMaker's output.tar.gz."""
+    try:
+        if output_uri.startswith("s3://"):
+            key = output_uri.split("/", 3)[3]
+            with tarfile.open(fileobj=io.BytesIO(services.store.get_bytes(key)), mode="r:gz") as archive:
+                member = next((m for m in archive.getmembers() if Path(m.name).name == name), None)
+                if member is None:
+                    raise EvaluationError(f"{output_uri}: no {name} in the training job's output")
+                return json.load(archive.extractfile(member))
+        return json.loads((Path(output_uri) / name).read_text())
+    except (OSError, ValueError, tarfile.TarError, ObjectNotFound) as exc:
+        raise EvaluationError(f"{output_uri}: cannot read {name} ({exc})") from exc
+
+
+def evaluate(services: Services, event: dict) -> dict:
+    store, s = services.store, services.settings
+    run_id, training, status, merge = event["run_id"], event["training"], event["training_status"], event["merge"]
+    version = training["model_version"]
+    evaluation = read_job_report(services, status["output_uri"], EVALUATION_FILE)
+    metrics = read_job_report(services, status["output_uri"], METRICS_FILE)
+    registry = ModelRegistry(store)
+    live = registry.live_record()
+    decision = decide(evaluation, Margins(s.gate_accuracy_margin, s.gate_macro_f1_margin, s.gate_class_f1_margin),
+                      live_labels=live.get("labels") if live else None, candidate_labels=metrics.get("labels"))
+    test = metrics.get("test") or metrics.get("validation") or {}
+    registry.register(
+        version, status="candidate" if decision.promote else "rejected", training_job=training["job_name"],
+        run_id=run_id, dataset_version=merge["dataset_version"], holdout_version=merge["holdout_version"],
+        model_uri=status["model_uri"], labels=metrics.get("labels", []), warm=training["warm"],
+        init_version=merge.get("init_version"),
+        metrics={"accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
+                 "training": metrics.get("training", {})},
+        evaluation={**decision.to_dict(), "holdout_rows": evaluation.get("holdout_rows"),
+                    "live_version": evaluation.get("live_version")})
+    fields: dict[str, Any] = {"gate": {"promote": decision.promote, "reasons": decision.reasons}}
+    if not decision.promote:
+        fields["status"] = "rejected"
+    RunStore(store).update(run_id, **fields)
+    return {"promote": decision.promote, "model_version": version, "model_uri": status["model_uri"],
+            "reasons": decision.reasons, "new_labels": decision.new_labels}
+
+
+# ------------------------------------------------------------------------------------------ UpdateEndpoint & check
+def update_endpoint(services: Services, event: dict) -> dict:
+    target = event["evaluation"]
+    deployer(services).deploy(target["model_version"], target["model_uri"])
+    RunStore(services.store).update(event["run_id"], deploy_started_at=now_iso())
+    started = time.time()
+    return {"model_version": target["model_version"], "started_at": started,
+            "deadline": started + services.settings.endpoint_max_wait_seconds}
+
+
+def check_endpoint(services: Services, event: dict) -> dict:
+    deploy = event["deploy"]
+    dep = deployer(services)
+    status = dep.status()
+    if status == "InService":
+        serving = getattr(dep, "serving_version", None)
+        current = serving() if serving else deploy["model_version"]
+        if current != deploy["model_version"]:
+            # The guardrails rolled the update back: the endpoint is healthy but serves the previous model.
+            raise DeploymentError(f"endpoint update to {deploy['model_version']} was rolled back; "
+                                  f"{current} keeps serving")
+        finish_promotion(services, event["run_id"], deploy["model_version"])
+    return {"status": status, "timed_out": status != "InService" and time.time() > deploy["deadline"]}
+
+
+def finish_promotion(services: Services, run_id: str | None, version: str) -> None:
+    ModelRegistry(services.store).mark_live(version)
+    if run_id:
+        RunStore(services.store).update(run_id, status="succeeded", live_version=version)
+
+
+# -------------------------------------------------------------------------------------------------- RecordFailure
+def record_failure(services: Services, event: dict) -> dict:
+    error = event.get("error") or {}
+    name, cause = error.get("Error", "Unknown"), error.get("Cause", "")
+    try:  # Lambda reports a Python exception's cause as a JSON document; keep just its message
+        cause = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, TypeError, AttributeError):
+        pass
+    version = (event.get("evaluation") or {}).get("model_version")
+    if version and (event.get("evaluation") or {}).get("promote"):
+        ModelRegistry(services.store).set_status(version, "rejected", deploy_error=f"{name}: {cause}")
+    live = ModelRegistry(services.store).live()
+    RunStore(services.store).update(event["run_id"], status="failed", error=name, cause=cause,
+                                    live_version=live["version"] if live else None)
+    return {"error": name, "cause": cause}
