@@ -52,3 +52,34 @@ def model_record(version: str) -> str:
 
 def run_record(run_id: str) -> str:
     return f"{RUNS}{run_id}/run.json"
+
+
+# --- Retraining workflow (issue 4) ------------------------------------------------------------------------------------
+# datasets/<version>/merged.json      every feedback id this version has seen (merged, duplicate or invalid)
+# trainsets/<version>/<base>/{train,validation}/   warm-start training channels (new feedback + replay sample)
+# triggers/<id>.json, triggers/_served/<id>.json   retraining requests and which run served each one
+# runs/<run_id>/history.json          the execution's event history (local runs)
+TRAINSETS = "trainsets/"
+TRIGGERS = "triggers/"
+TRIGGERS_SERVED = "triggers/_served/"
+INFERENCE_CODE = "code/inference.tar.gz"  # inference/ for the SageMaker model (SAGEMAKER_SUBMIT_DIRECTORY)
+
+
+def dataset_merged_ids(version: str) -> str:
+    return f"{DATASETS}{version}/merged.json"
+
+
+def trainset_prefix(version: str, base: str) -> str:
+    return f"{TRAINSETS}{version}/{base}/"
+
+
+def trigger_key(trigger_id: str) -> str:
+    return f"{TRIGGERS}{trigger_id}.json"
+
+
+def trigger_served_key(trigger_id: str) -> str:
+    return f"{TRIGGERS_SERVED}{trigger_id}.json"
+
+
+def run_history(run_id: str) -> str:
+    return f"{RUNS}{run_id}/history.json"
