@@ -14,10 +14,9 @@ LABELS = ["rec.autos", "sci.space", "talk.politics.guns"]
 
 def make_model_folder(folder: Path, version: str, labels: list[str] | None = None, max_length: int = 32) -> Path:
     """A model folder as training/train.py writes it, on the tiny random BERT (untrained: scores are near-uniform)."""
-    from conftest import make_tiny_bert
-
     from autobert.data import write_labels
     from autobert.modeling import ModelMeta
+    from conftest import make_tiny_bert
 
     labels = labels or LABELS
     make_tiny_bert(folder, num_labels=len(labels))
@@ -34,7 +33,7 @@ def load_module(path: Path, name: str) -> ModuleType:
     """Import a file as a fresh module (a handler's cold start), after the test set its environment."""
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules.pop(name, None)
+    sys.modules[name] = module  # as a normal import: type hints resolve against the module
     spec.loader.exec_module(module)
     return module
 
@@ -62,3 +61,22 @@ def set_env(monkeypatch, **values) -> None:
     for name, value in values.items():
         monkeypatch.setenv(f"AUTOBERT_{name.upper()}", str(value))
     get_settings.cache_clear()
+
+
+class EndpointThread:
+    """The local endpoint server in this process (a thread), on a free port."""
+
+    def __init__(self, settings=None):
+        import threading
+
+        from autobert.config import Settings
+        from autobert.endpoint_server import make_server
+
+        self.server = make_server(settings or Settings(), host="127.0.0.1", port=0)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

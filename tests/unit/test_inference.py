@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from serving_helpers import REPO, load_module, set_env
-
 from autobert.config import get_settings
+from serving_helpers import REPO, load_module, set_env
 
 
 @pytest.fixture(autouse=True)

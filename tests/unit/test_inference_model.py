@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from serving_helpers import LABELS, REPO, load_module, make_model_folder
-
 from autobert.config import get_settings
+from serving_helpers import LABELS, REPO, load_module, make_model_folder
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from autobert.config import Settings, get_settings
-from autobert.ports import ObjectStore
+from autobert.ports import EndpointClient, EndpointDeployer, ObjectStore
 
 
 @dataclass
@@ -37,6 +37,38 @@ class Services:
         from autobert.adapters.local_store import LocalObjectStore
 
         return LocalObjectStore(self.settings.home / "bucket")
+
+    # --- serving (issue 3) ------------------------------------------------------------------------------------------
+    @cached_property
+    def endpoint_client(self) -> EndpointClient:
+        if self.aws:
+            from botocore.config import Config
+
+            from autobert.adapters.sagemaker_runtime import SageMakerEndpointClient
+
+            # API Gateway gives up after 29 s: fail fast and answer 503 rather than time out.
+            config = Config(connect_timeout=5, read_timeout=self.settings.endpoint_timeout,
+                            retries={"max_attempts": 2, "mode": "standard"})
+            import boto3
+
+            client = boto3.client("sagemaker-runtime", region_name=self.settings.region, config=config)
+            return SageMakerEndpointClient(client, self.settings.endpoint_name)
+        from autobert.adapters.local_endpoint import LocalEndpointClient
+
+        return LocalEndpointClient(self.settings.resolved_endpoint_url, self.settings.endpoint_timeout)
+
+    @cached_property
+    def deployer(self) -> EndpointDeployer:
+        if self.aws:
+            # CreateModel + CreateEndpointConfig + UpdateEndpoint: the workflow's adapter (autobert.adapters.
+            # sagemaker_deploy), which knows the image, role and instance settings of the deployed stack.
+            from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
+
+            return SageMakerEndpointDeployer(self.client("sagemaker"), self.settings)
+        from autobert.adapters.local_endpoint import LocalEndpointDeployer
+
+        return LocalEndpointDeployer(self.settings.resolved_endpoint_url, self.settings.endpoint_timeout)
+    # --- end serving ------------------------------------------------------------------------------------------------
 
 
 def bootstrap(settings: Settings | None = None) -> Services:

@@ -41,6 +41,43 @@ class Settings(BaseSettings):
     bucket: str | None = None
     endpoint_name: str = "autobert"
 
+    # --- Serving (issue 3): inference script, local endpoint, predict/feedback APIs, local API ---------------------
+    endpoint_host: str = Field("127.0.0.1", description="Local endpoint bind address (loopback only by design).")
+    endpoint_port: int = Field(8080, ge=0, le=65535, description="Local endpoint port (SageMaker containers use 8080).")
+    endpoint_url: str | None = Field(None, description="Local endpoint base URL for clients; default "
+                                     "http://<endpoint_host>:<endpoint_port>.")
+    endpoint_timeout: float = Field(25.0, gt=0, description="Seconds a predict call waits for the endpoint "
+                                     "(under API Gateway's 29 s).")
+    endpoint_batching: bool = Field(True, description="Local endpoint: merge concurrent requests into one forward.")
+    endpoint_max_batch_texts: int = Field(32, ge=1, description="Local endpoint: most texts in one merged forward.")
+    endpoint_batch_wait_ms: float = Field(0.0, ge=0, description="Local endpoint: extra wait to fill a batch (0 = "
+                                          "only what queued while the previous forward ran; no added latency).")
+    endpoint_drain_timeout: float = Field(60.0, gt=0, description="Seconds a swap waits for in-flight requests on "
+                                          "the old model before freeing it.")
+    api_host: str = Field("127.0.0.1", description="Local API bind address.")
+    api_port: int = Field(3000, ge=0, le=65535, description="Local API port (serverless-offline's default).")
+    api_url: str | None = Field(None, description="Local API base URL for `autobert predict/feedback`; default "
+                                "http://<api_host>:<api_port>.")
+    api_key: str | None = Field(None, description="If set, the local API requires it in x-api-key (as API Gateway).")
+    max_batch: int = Field(64, ge=1, description="Most texts in one inference request ({'instances': [...]}).")
+    max_text_chars: int = Field(100_000, ge=1, description="Longest accepted text (characters); longer → 413.")
+    default_top_k: int = Field(3, ge=1, description="Alternatives returned per prediction when top_k is not given.")
+    allow_new_labels: bool = Field(True, description="Feedback may name labels the live model does not know.")
+    labels_cache_seconds: float = Field(60.0, ge=0, description="How long the feedback handler caches live labels.")
+    trace_disabled: bool | None = Field(None, description="Force X-Ray tracing in handlers off/on; unset = "
+                                        "powertools' rule (on in Lambda, off anywhere else, so local runs never fail).")
+    inference_script: Path = Field(REPO_ROOT / "inference" / "inference.py",
+                                   description="The SageMaker inference script the local endpoint imports.")
+
+    @property
+    def resolved_endpoint_url(self) -> str:
+        return (self.endpoint_url or f"http://{self.endpoint_host}:{self.endpoint_port}").rstrip("/")
+
+    @property
+    def resolved_api_url(self) -> str:
+        return (self.api_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+    # --- end serving -----------------------------------------------------------------------------------------------
+
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"

@@ -21,6 +21,7 @@ and throughput under many clients rises (one batched forward beats many small on
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import ipaddress
@@ -37,7 +38,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -290,10 +290,8 @@ class EndpointServer(ThreadingHTTPServer):
 
     def swap_in_background(self, version: str, model_uri: str) -> None:
         def run() -> None:
-            try:
+            with contextlib.suppress(Exception):  # already logged, and kept in the status for /admin/status
                 self.host.swap(version, model_uri)
-            except Exception:  # noqa: S110 — already logged and kept in the status
-                pass
 
         threading.Thread(target=run, name=f"swap-{version}", daemon=True).start()
 

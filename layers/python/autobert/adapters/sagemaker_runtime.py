@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,10 +18,8 @@ def _model_error_message(error: dict) -> tuple[int, str]:
     """ModelError: the container answered non-2xx; its status and body come back as OriginalStatusCode/Message."""
     status = int(error.get("OriginalStatusCode") or 500)
     original = error.get("OriginalMessage") or error.get("Message") or ""
-    try:
+    with contextlib.suppress(ValueError, KeyError, TypeError):  # our container's {"message"}; else keep the text
         original = json.loads(original)["message"]
-    except (ValueError, KeyError, TypeError):
-        pass
     return status, str(original)
 
 

@@ -1,0 +1,54 @@
+"""POST /feedback: validate, store the item durably (once per id), answer 202 with its id."""
+
+from autobert.api_models import FeedbackAccepted, FeedbackRequest, error, install_error_handlers
+from autobert.bootstrap import bootstrap
+from autobert.feedback import FeedbackError, FeedbackStore, LiveLabels
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+services = bootstrap()
+settings = services.settings
+logger = Logger(service="feedback")
+tracer = Tracer(service="feedback", disabled=settings.trace_disabled)
+# Own metric set per handler instance (see functions/predict.py).
+metrics = Metrics(provider=AmazonCloudWatchEMFProvider(namespace="autobert", service="feedback"))
+app = APIGatewayRestResolver(enable_validation=True)
+install_error_handlers(app, {"/feedback": {"POST"}})
+feedback = FeedbackStore(services.store, LiveLabels(services.store, settings.labels_cache_seconds),
+                         allow_new_labels=settings.allow_new_labels)
+
+
+@app.post("/feedback")
+@tracer.capture_method
+def post_feedback(request: FeedbackRequest) -> Response[FeedbackAccepted]:
+    if len(request.text) > settings.max_text_chars:
+        raise ServiceError(413, f"text too long: {len(request.text)} > {settings.max_text_chars} characters")
+    stored = feedback.submit(request.text, request.label, predicted_label=request.predicted_label,
+                             item_id=request.id)
+    logger.info("feedback stored", extra={"id": stored.id, "key": stored.key, "duplicate": stored.duplicate})
+    metrics.add_metric(name="FeedbackDuplicate" if stored.duplicate else "FeedbackStored", unit=MetricUnit.Count,
+                       value=1)
+    body = FeedbackAccepted(id=stored.id, duplicate=stored.duplicate,
+                            message="already received" if stored.duplicate else "feedback stored")
+    return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body.model_dump())
+
+
+@app.exception_handler(FeedbackError)
+def feedback_refused(exc: FeedbackError):
+    return error(exc.status, str(exc))
+
+
+@app.exception_handler(ServiceError)
+def service_error(exc: ServiceError):
+    return error(exc.status_code, exc.msg)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

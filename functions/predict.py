@@ -1,0 +1,59 @@
+"""POST /predict: validate, call the endpoint (SageMaker, or the local endpoint), return its predictions."""
+
+from autobert.api_models import PredictRequest, error, install_error_handlers
+from autobert.bootstrap import bootstrap
+from autobert.ports import EndpointRequestError, EndpointUnavailable
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+services = bootstrap()
+settings = services.settings
+logger = Logger(service="predict")
+tracer = Tracer(service="predict", disabled=settings.trace_disabled)
+# Own metric set per handler instance: the local API runs several copies of this module at once (like concurrent
+# Lambda containers), and powertools' default Metrics share one class-level dict.
+metrics = Metrics(provider=AmazonCloudWatchEMFProvider(namespace="autobert", service="predict"))
+app = APIGatewayRestResolver(enable_validation=True)
+install_error_handlers(app, {"/predict": {"POST"}})
+
+
+@app.post("/predict")
+@tracer.capture_method
+def predict(request: PredictRequest) -> dict:
+    texts = request.texts()
+    if len(texts) > settings.max_batch:
+        raise ServiceError(422, f"too many instances: {len(texts)} > {settings.max_batch}")
+    longest = max(len(t) for t in texts)
+    if longest > settings.max_text_chars:
+        raise ServiceError(413, f"text too long: {longest} > {settings.max_text_chars} characters")
+    result = services.endpoint_client.invoke(request.model_dump(exclude_none=True))
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(texts))
+    return result
+
+
+@app.exception_handler(EndpointUnavailable)
+def endpoint_unavailable(exc: EndpointUnavailable):
+    logger.warning("endpoint unavailable: %s", exc)
+    metrics.add_metric(name="EndpointUnavailable", unit=MetricUnit.Count, value=1)
+    return error(503, f"the model endpoint is unavailable, try again shortly ({exc})")
+
+
+@app.exception_handler(EndpointRequestError)
+def endpoint_refused(exc: EndpointRequestError):
+    return error(exc.status, str(exc))
+
+
+@app.exception_handler(ServiceError)
+def service_error(exc: ServiceError):
+    return error(exc.status_code, exc.msg)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,161 @@
+"""functions/predict.py with API Gateway REST events: against the local endpoint, and against sagemaker-runtime
+(moto for answers, botocore's Stubber for an endpoint that cannot serve)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import boto3
+import pytest
+import requests
+from autobert.config import get_settings
+from botocore.stub import Stubber
+from moto import mock_aws
+from serving_helpers import LABELS, REPO, EndpointThread, load_module, make_model_folder, rest_event, set_env
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    server = EndpointThread()
+    folder = make_model_folder(tmp_path_factory.mktemp("m") / "v1" / "model", "v1")
+    assert requests.post(f"{server.url}/admin/model", json={"version": "v1", "model_uri": str(folder)},
+                         timeout=60).status_code == 200
+    yield server
+    server.close()
+
+
+def dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def handler(monkeypatch, tmp_path, **env):
+    set_env(monkeypatch, mode="local", home=tmp_path, **env)
+    return load_module(REPO / "functions" / "predict.py", "predict_handler")
+
+
+def call(module, lambda_context, event) -> tuple[int, dict]:
+    response = module.lambda_handler(event, lambda_context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_predict_returns_the_endpoints_predictions(monkeypatch, tmp_path, endpoint, lambda_context):
+    module = handler(monkeypatch, tmp_path, endpoint_url=endpoint.url)
+    status, body = call(module, lambda_context, rest_event("POST", "/predict", {"instances": ["orbit", "car"],
+                                                                               "top_k": 2}))
+    assert status == 200
+    assert body["model_version"] == "v1" and len(body["predictions"]) == 2
+    assert all(p["label"] in LABELS and len(p["top_k"]) == 2 for p in body["predictions"])
+    status, body = call(module, lambda_context, rest_event("POST", "/predict", {"text": "the shuttle"}))
+    assert status == 200 and len(body["predictions"]) == 1
+
+
+def test_a_stopped_endpoint_is_a_503_with_a_clear_message(monkeypatch, tmp_path, lambda_context):
+    module = handler(monkeypatch, tmp_path, endpoint_url=dead_url(), endpoint_timeout=2)
+    status, body = call(module, lambda_context, rest_event("POST", "/predict", {"text": "hello"}))
+    assert status == 503 and "unavailable" in body["message"] and "not running" in body["message"]
+
+
+def test_an_endpoint_without_a_model_yet_is_a_503(monkeypatch, tmp_path, lambda_context):
+    empty = EndpointThread()
+    try:
+        module = handler(monkeypatch, tmp_path, endpoint_url=empty.url)
+        status, body = call(module, lambda_context, rest_event("POST", "/predict", {"text": "hello"}))
+        assert status == 503 and "no model" in body["message"]
+    finally:
+        empty.close()
+
+
+BAD = [
+    ("POST", "/predict", "{not json", {}, 400, "invalid JSON"),
+    ("POST", "/predict", '["a list"]', {}, 400, "JSON object"),
+    ("POST", "/predict", None, {}, 400, "JSON body is required"),
+    ("POST", "/predict", "{}", {}, 422, "exactly one"),
+    ("POST", "/predict", '{"text": 5}', {}, 422, "text"),
+    ("POST", "/predict", '{"text": "   "}', {}, 422, "empty or whitespace"),
+    ("POST", "/predict", '{"text": ""}', {}, 422, "empty or whitespace"),
+    ("POST", "/predict", '{"instances": []}', {}, 422, "instances"),
+    ("POST", "/predict", '{"instances": ["ok", 7]}', {}, 422, "instances.1"),
+    ("POST", "/predict", '{"text": "a", "top_k": 0}', {}, 422, "top_k"),
+    ("POST", "/predict", '{"text": "a", "top_k": "2"}', {}, 422, "top_k"),
+    ("POST", "/predict", '{"text": "a", "colour": "red"}', {}, 422, "colour"),
+    ("POST", "/predict", '{"text": "a"}', {"content-type": "text/plain"}, 415, "content type"),
+    ("POST", "/predict", json.dumps({"text": "x" * 101}), {}, 413, "too long"),
+    ("POST", "/predict", json.dumps({"instances": ["a"] * 5}), {}, 422, "too many"),
+    ("GET", "/predict", None, {}, 405, "not allowed"),
+    ("PUT", "/predict", '{"text": "a"}', {}, 405, "not allowed"),
+    ("POST", "/predictions", '{"text": "a"}', {}, 404, "no route"),
+    ("GET", "/", None, {}, 404, "no route"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "status", "fragment"), BAD)
+def test_bad_input_gets_a_clear_4xx_json_error(monkeypatch, tmp_path, lambda_context, method, path, body, headers,
+                                               status, fragment):
+    # The endpoint is down: a request that got past validation would be a 503, not the expected 4xx.
+    module = handler(monkeypatch, tmp_path, endpoint_url=dead_url(), max_text_chars=100, max_batch=4)
+    got, answer = call(module, lambda_context, rest_event(method, path, body, headers))
+    assert got == status, answer
+    assert fragment in answer["message"]
+
+
+def test_a_405_names_the_allowed_method(monkeypatch, tmp_path, lambda_context):
+    module = handler(monkeypatch, tmp_path, endpoint_url=dead_url())
+    response = module.lambda_handler(rest_event("GET", "/predict"), lambda_context)
+    headers = {k.lower(): v for k, v in {**response.get("headers", {}),
+                                         **{k: v[0] for k, v in response.get("multiValueHeaders", {}).items()}}.items()}
+    assert response["statusCode"] == 405 and headers["allow"] == "POST"
+
+
+# ------------------------------------------------------------------------------------------------------------ AWS
+@pytest.fixture
+def aws(monkeypatch, tmp_path):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-test")
+        set_env(monkeypatch, mode="aws", bucket="autobert-test", endpoint_name="autobert-endpoint", home=tmp_path)
+        yield load_module(REPO / "functions" / "predict.py", "predict_handler")
+
+
+def test_on_aws_predict_invokes_the_sagemaker_endpoint(aws, lambda_context):
+    answer = {"predictions": [{"label": "sci.space", "score": 0.8, "top_k": [{"label": "sci.space", "score": 0.8}]}],
+              "model_version": "v2"}
+    requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+                  json={"results": [{"Body": json.dumps(answer), "ContentType": "application/json"}]}, timeout=5)
+    assert aws.services.endpoint_client.endpoint_name == "autobert-endpoint"
+    status, body = call(aws, lambda_context, rest_event("POST", "/predict", {"text": "orbit", "top_k": 1}))
+    assert (status, body) == (200, answer)
+
+
+@pytest.mark.parametrize(("code", "message", "http"), [
+    ("ValidationException", "Endpoint autobert-endpoint of account 123456789012 not found.", 400),
+    ("ModelNotReadyException", "Model not ready: the endpoint is Updating", 429),
+])
+def test_on_aws_an_endpoint_that_cannot_serve_is_a_503(aws, lambda_context, code, message, http):
+    stubber = Stubber(aws.services.endpoint_client.client)
+    stubber.add_client_error("invoke_endpoint", service_error_code=code, service_message=message,
+                             http_status_code=http)
+    with stubber:
+        status, body = call(aws, lambda_context, rest_event("POST", "/predict", {"text": "orbit"}))
+    assert status == 503 and "unavailable" in body["message"]
+
+
+def test_on_aws_input_the_container_refuses_keeps_its_4xx(aws, lambda_context):
+    stubber = Stubber(aws.services.endpoint_client.client)
+    stubber.add_client_error("invoke_endpoint", service_error_code="ModelError", service_message="client error",
+                             http_status_code=424, modeled_fields={"OriginalStatusCode": 413,
+                                                                   "OriginalMessage": '{"message": "too long"}'})
+    with stubber:
+        status, body = call(aws, lambda_context, rest_event("POST", "/predict", {"text": "orbit"}))
+    assert (status, body["message"]) == (413, "too long")

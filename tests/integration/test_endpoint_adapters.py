@@ -1,0 +1,115 @@
+"""The local endpoint as a process (as `autobert up` runs it) and the adapters that talk to it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from autobert.adapters.local_endpoint import LocalEndpointClient, LocalEndpointDeployer
+from autobert.config import get_settings
+from autobert.ports import EndpointRequestError, EndpointUnavailable
+from serving_helpers import REPO, make_model_folder
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {v: make_model_folder(root / v / "model", v) for v in ("v1", "v2")}
+
+
+@pytest.fixture(scope="module")
+def endpoint_process(models):
+    process = subprocess.Popen([sys.executable, "-m", "autobert.endpoint_server", "--model-dir", str(models["v1"]),
+                                "--port", "0"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        url = json.loads(process.stdout.readline())["url"]
+        deadline = time.monotonic() + 60
+        while requests.get(f"{url}/ping", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline and process.poll() is None, "endpoint never became healthy"
+            time.sleep(0.1)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)
+
+
+def free_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_the_process_serves_the_model_folder_it_was_started_with(endpoint_process):
+    _, url = endpoint_process
+    response = LocalEndpointClient(url).invoke({"text": "the shuttle reached orbit"})
+    assert response["model_version"] == "v1" and len(response["predictions"]) == 1
+    # models/<version>/model/ → the version is the parent folder's name
+    assert requests.get(f"{url}/admin/status", timeout=5).json()["version"] == "v1"
+
+
+def test_the_client_turns_a_refused_input_into_a_request_error(endpoint_process):
+    _, url = endpoint_process
+    with pytest.raises(EndpointRequestError) as info:
+        LocalEndpointClient(url).invoke({"text": ""})
+    assert info.value.status == 400 and "empty" in str(info.value)
+
+
+def test_the_client_reports_a_stopped_endpoint_as_unavailable():
+    with pytest.raises(EndpointUnavailable, match="not running"):
+        LocalEndpointClient(free_url(), timeout=2).invoke({"text": "hello"})
+
+
+def test_the_deployer_swaps_the_model_and_reports_updating_then_in_service(endpoint_process, models):
+    _, url = endpoint_process
+    deployer, client = LocalEndpointDeployer(url), LocalEndpointClient(url)
+    deployer.deploy("v2", str(models["v2"]))
+    states = set()
+    deadline = time.monotonic() + 60
+    while (state := deployer.status()) != "InService":
+        states.add(state)
+        assert state in ("Updating", "InService") and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert client.invoke({"text": "hello"})["model_version"] == "v2"
+    assert deployer.describe()["version"] == "v2"
+
+
+def test_the_deployer_reports_a_failed_update_and_the_old_model_keeps_serving(endpoint_process, tmp_path):
+    _, url = endpoint_process
+    deployer, client = LocalEndpointDeployer(url), LocalEndpointClient(url)
+    before = client.invoke({"text": "hello"})["model_version"]
+    deployer.deploy("v-broken", str(tmp_path / "no-such-model"))
+    deadline = time.monotonic() + 30
+    while deployer.status() == "Updating" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert deployer.status() == "Failed"
+    assert "v-broken" in deployer.describe()["error"]
+    assert client.invoke({"text": "hello"})["model_version"] == before
+
+
+def test_the_deployer_cannot_reach_a_stopped_endpoint():
+    with pytest.raises(EndpointUnavailable):
+        LocalEndpointDeployer(free_url(), timeout=2).status()
+
+
+def test_sigterm_stops_the_process_cleanly(models):
+    process = subprocess.Popen([sys.executable, "-m", "autobert.endpoint_server", "--port", "0"], cwd=REPO,
+                               stdout=subprocess.PIPE, text=True)
+    url = json.loads(process.stdout.readline())["url"]
+    assert requests.get(f"{url}/ping", timeout=5).status_code == 503  # started without a model
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0

@@ -1,0 +1,178 @@
+"""The local endpoint: SageMaker's container contract, bad input, batching, and the zero-downtime model swap."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from autobert.config import get_settings
+from serving_helpers import LABELS, EndpointThread, make_model_folder
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "v1": make_model_folder(root / "v1" / "model", "v1"),
+        "v2": make_model_folder(root / "v2" / "model", "v2", labels=[*LABELS, "comp.graphics"]),
+    }
+
+
+@pytest.fixture
+def endpoint():
+    server = EndpointThread()
+    yield server
+    server.close()
+
+
+def load(endpoint, version: str, uri) -> requests.Response:
+    return requests.post(f"{endpoint.url}/admin/model", json={"version": version, "model_uri": str(uri)}, timeout=60)
+
+
+def invoke(url: str, body, content_type: str = "application/json", session=requests) -> requests.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return session.post(f"{url}/invocations", data=data, headers={"Content-Type": content_type}, timeout=30)
+
+
+def test_ping_is_503_until_a_model_is_loaded_then_200(endpoint, models):
+    assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 503
+    response = invoke(endpoint.url, {"text": "hello"})
+    assert response.status_code == 503 and "no model" in response.json()["message"]
+    assert requests.get(f"{endpoint.url}/admin/status", timeout=5).json()["status"] == "Creating"
+    assert load(endpoint, "v1", models["v1"]).status_code == 200
+    assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 200
+    status = requests.get(f"{endpoint.url}/admin/status", timeout=5).json()
+    assert status["status"] == "InService" and status["version"] == "v1"
+
+
+def test_invocations_answer_one_prediction_per_input(endpoint, models):
+    load(endpoint, "v1", models["v1"])
+    response = invoke(endpoint.url, {"instances": ["the shuttle", "the car", "the gun"], "top_k": 2})
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["model_version"] == "v1" and len(body["predictions"]) == 3
+    assert all(p["label"] in LABELS and len(p["top_k"]) == 2 for p in body["predictions"])
+
+
+@pytest.mark.parametrize(("method", "path", "body", "content_type", "status"), [
+    ("POST", "/invocations", b'{"text": "x"}', "text/csv", 415),
+    ("POST", "/invocations", b"{oops", "application/json", 400),
+    ("POST", "/invocations", b'{"text": "  "}', "application/json", 400),
+    ("POST", "/invocations", b'{"instances": [1, 2]}', "application/json", 400),
+    ("POST", "/nowhere", b"{}", "application/json", 404),
+    ("GET", "/invocations", None, None, 405),
+    ("POST", "/ping", b"", "application/json", 405),
+    ("POST", "/admin/model", b'{"version": ""}', "application/json", 400),
+])
+def test_bad_requests_get_a_json_error_never_a_500(endpoint, models, method, path, body, content_type, status):
+    load(endpoint, "v1", models["v1"])
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = requests.request(method, f"{endpoint.url}{path}", data=body, headers=headers, timeout=10)
+    assert response.status_code == status
+    assert response.json()["message"]
+    assert "Traceback" not in response.text
+    assert invoke(endpoint.url, {"text": "still fine"}).status_code == 200  # the connection handling survived
+
+
+def test_a_model_that_fails_to_load_leaves_the_old_one_serving(endpoint, models, tmp_path):
+    load(endpoint, "v1", models["v1"])
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    response = load(endpoint, "v9", broken)
+    assert response.status_code == 422 and "v9 failed to load" in response.json()["message"]
+    status = requests.get(f"{endpoint.url}/admin/status", timeout=5).json()
+    assert status["status"] == "Failed" and status["version"] == "v1" and "v9" in status["error"]
+    assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 200
+    assert invoke(endpoint.url, {"text": "hello"}).json()["model_version"] == "v1"
+    assert load(endpoint, "v2", tmp_path / "missing").status_code == 422
+    assert invoke(endpoint.url, {"text": "hello"}).json()["model_version"] == "v1"
+
+
+def test_concurrent_clients_get_their_own_answers_from_merged_batches(endpoint, models):
+    load(endpoint, "v1", models["v1"])
+    texts = [f"document number {i} about {LABELS[i % 3]}" for i in range(48)]
+    alone = {t: invoke(endpoint.url, {"text": t, "top_k": 3}).json()["predictions"][0] for t in texts[:6]}
+    batches_before = endpoint.server.batcher.batches
+
+    def call(text: str) -> tuple[str, dict]:
+        return text, invoke(endpoint.url, {"text": text, "top_k": 3}).json()["predictions"][0]
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, texts))
+    assert [t for t, _ in results] == texts
+    for text, prediction in results:
+        if text in alone:
+            assert prediction["label"] == alone[text]["label"]
+            assert prediction["score"] == pytest.approx(alone[text]["score"], abs=2e-2)
+    batches = endpoint.server.batcher.batches - batches_before
+    assert batches < len(texts), "concurrent requests should share forwards"
+
+
+def test_holding_the_old_model_delays_its_release_until_the_request_finishes(endpoint, models):
+    load(endpoint, "v1", models["v1"])
+    host = endpoint.server.host
+    with host.acquire() as old:  # an in-flight request on v1
+        swap = threading.Thread(target=host.swap, args=("v2", str(models["v2"])))
+        swap.start()
+        deadline = time.monotonic() + 30
+        while host.current is old and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert host.current.version == "v2"  # new requests already go to v2 ...
+        time.sleep(0.2)
+        assert old.model is not None and swap.is_alive()  # ... while v1 stays loaded for the request using it
+    swap.join(timeout=10)
+    assert old.model is None  # released once that request finished
+
+
+def test_swapping_models_under_concurrent_load_fails_no_request(endpoint, models, tmp_path):
+    load(endpoint, "v1", models["v1"])
+    stop = threading.Event()
+    failures: list[str] = []
+    seen: list[list[str]] = [[] for _ in range(8)]
+
+    def client(i: int) -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                response = invoke(endpoint.url, {"instances": [f"client {i} text", "another"]}, session=session)
+            except requests.RequestException as exc:
+                failures.append(repr(exc))
+                continue
+            if response.status_code != 200:
+                failures.append(f"{response.status_code} {response.text}")
+            else:
+                seen[i].append(response.json()["model_version"])
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    assert load(endpoint, "v2", models["v2"]).status_code == 200
+    time.sleep(0.5)
+    (tmp_path / "bad").mkdir()
+    assert load(endpoint, "v3", tmp_path / "bad").status_code == 422
+    time.sleep(0.5)
+    assert load(endpoint, "v1", models["v1"]).status_code == 200  # and back
+    time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert failures == []
+    for versions in seen:
+        assert versions and versions[0] == "v1" and versions[-1] == "v1"
+        # Each client sees v1, then v2, then v1 again: a switch is atomic, never back and forth.
+        changes = [b for a, b in zip(versions, versions[1:], strict=False) if a != b]
+        assert changes in (["v2", "v1"], [])
+    assert any("v2" in versions for versions in seen)
