@@ -181,14 +181,23 @@ def check_endpoint(services: Services, event: dict) -> dict:
     dep = deployer(services)
     status = dep.status()
     if status == "InService":
-        serving = getattr(dep, "serving_version", None)
-        current = serving() if serving else deploy["model_version"]
+        current = serving_version(dep) or deploy["model_version"]
         if current != deploy["model_version"]:
             # The guardrails rolled the update back: the endpoint is healthy but serves the previous model.
             raise DeploymentError(f"endpoint update to {deploy['model_version']} was rolled back; "
                                   f"{current} keeps serving")
         finish_promotion(services, event["run_id"], deploy["model_version"])
     return {"status": status, "timed_out": status != "InService" and time.time() > deploy["deadline"]}
+
+
+def serving_version(dep: EndpointDeployer) -> str | None:
+    """The version the endpoint serves, where the deployer can tell (SageMaker: the endpoint config's name; the
+    local endpoint: its status document)."""
+    if hasattr(dep, "serving_version"):
+        return dep.serving_version()
+    if hasattr(dep, "describe"):
+        return dep.describe().get("version")
+    return None
 
 
 def finish_promotion(services: Services, run_id: str | None, version: str) -> None:
