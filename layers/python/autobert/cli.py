@@ -38,6 +38,76 @@ def cmd_train(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+# --------------------------------------------------------------------------- local stack and its APIs (issue 3)
+def cmd_up(args: argparse.Namespace) -> int:
+    """The local endpoint + the local API in the foreground (and the first model if none is live yet)."""
+    import logging
+
+    from autobert.local_stack import up
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return up()
+
+
+def _call_api(path: str, payload: dict) -> int:
+    import requests
+
+    settings = get_settings()
+    url = f"{settings.resolved_api_url}{path}"
+    headers = {"x-api-key": settings.api_key} if settings.api_key else {}
+    try:
+        response = requests.post(url, json=payload, headers=headers, timeout=settings.endpoint_timeout + 5)
+    except requests.ConnectionError:
+        raise AutobertError(f"the local stack is not running at {settings.resolved_api_url}: start it with "
+                            "`autobert up` (or set AUTOBERT_API_URL)") from None
+    except requests.Timeout:
+        raise AutobertError(f"{url} did not answer in time") from None
+    try:
+        body = response.json()
+    except ValueError:
+        raise AutobertError(f"{url} answered {response.status_code} with a non-JSON body") from None
+    if response.status_code >= 400:
+        raise AutobertError(f"{response.status_code}: {body.get('message', body) if isinstance(body, dict) else body}")
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def _text_arg(text: str) -> str:
+    return sys.stdin.read() if text == "-" else text
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    payload: dict = {"text": _text_arg(args.text)}
+    if args.top_k is not None:
+        payload["top_k"] = args.top_k
+    return _call_api("/predict", payload)
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    payload = {"text": _text_arg(args.text), "label": args.label}
+    if args.predicted_label:
+        payload["predicted_label"] = args.predicted_label
+    if args.id:
+        payload["id"] = args.id
+    return _call_api("/feedback", payload)
+
+
+def add_serving_parsers(sub) -> None:
+    p = sub.add_parser("up", help="Start the local stack: the local endpoint and the local API (Ctrl-C stops both); "
+                       "trains and deploys the first model if none is live.")
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("predict", help="POST /predict to the local API and print the JSON answer.")
+    p.add_argument("text", help="The text to classify ('-' reads stdin).")
+    p.add_argument("--top-k", type=int, default=None, help="Alternatives to return.")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("feedback", help="POST /feedback (the correct label for a text) to the local API.")
+    p.add_argument("text", help="The text ('-' reads stdin).")
+    p.add_argument("label", help="Its correct label.")
+    p.add_argument("--predicted-label", help="What the model had said.")
+    p.add_argument("--id", help="Idempotency key (default: derived from text + label).")
+    p.set_defaults(func=cmd_feedback)
+
+
 # ---------------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobert", description="Self-improving BERT text classifier.")
@@ -54,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="Run training/train.py locally; arguments after 'train' are passed through.")
     p.add_argument("train_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_train)
+
+    add_serving_parsers(sub)  # local stack: up, predict, feedback (issue 3)
 
     return parser
 

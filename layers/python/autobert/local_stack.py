@@ -1,0 +1,245 @@
+"""``autobert up``: the local stack in the foreground — the local endpoint (a child process) and the local API (in
+this process) — plus the first model when there is none yet. Ctrl-C (or SIGTERM) stops both cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from autobert import layout
+from autobert.bootstrap import Services, bootstrap
+from autobert.config import REPO_ROOT, Settings, get_settings
+from autobert.errors import AutobertError
+from autobert.ports import ObjectNotFound
+
+logger = logging.getLogger("autobert.up")
+
+FIRST_DATASET = "v0001"
+
+
+class StackError(AutobertError):
+    """The local stack could not start (port taken, endpoint crashed, first model failed)."""
+
+
+# -------------------------------------------------------------------------------------------------- first model
+def live_model(services: Services) -> dict | None:
+    try:
+        return services.store.get_json(layout.LIVE_MODEL)
+    except ObjectNotFound:
+        return None
+
+
+def _workflow_first_model():
+    """The retraining workflow's own first run, when that module is present (it trains, gates and deploys)."""
+    for name in ("autobert.workflow.local", "autobert.workflow_local"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        runner = getattr(module, "run_first_model", None)
+        if runner is not None:
+            return runner
+    return None
+
+
+def ensure_live_model(services: Services) -> dict:
+    """Make sure a model is live (``models/live.json``) and served by the running local endpoint.
+
+    Uses the workflow's ``run_first_model(services)`` when available; otherwise prepares 20 Newsgroups into
+    ``datasets/v0001/`` if missing, trains with training/train.py into ``models/<version>/model/``, swaps it onto the
+    endpoint and writes live.json once it serves.
+    """
+    live = live_model(services)
+    if live:
+        return live
+    runner = _workflow_first_model()
+    if runner is not None:
+        return runner(services)
+    return _train_first_model(services)
+
+
+def _train_first_model(services: Services) -> dict:
+    settings, store = services.settings, services.store
+    dataset = Path(store.uri(layout.dataset_prefix(FIRST_DATASET)))
+    if not (dataset / "dataset.parquet").is_file():
+        from autobert.data import prepare
+
+        logger.info("preparing 20 Newsgroups into %s", dataset)
+        prepare(settings.data_source, dataset, settings.cache_dir, min_class_count=settings.min_class_count,
+                clean=settings.clean, seed=settings.seed)
+    if not store.exists(layout.CURRENT_DATASET):
+        store.put_json(layout.CURRENT_DATASET, {"version": FIRST_DATASET}, if_absent=True)
+    version = "v" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    model_dir = Path(store.uri(f"{layout.model_prefix(version)}model/"))
+    cmd = [sys.executable, str(REPO_ROOT / "training" / "train.py"), "--train", str(dataset),
+           "--model-dir", str(model_dir), "--output-data-dir", str(model_dir.parent / "output"),
+           "--model-name", settings.model_name, "--model-version", version, "--progress", "false",
+           *shlex.split(settings.first_model_args)]
+    logger.info("training the first model: %s", shlex.join(cmd))
+    if subprocess.call(cmd) != 0:
+        raise StackError(f"training the first model failed (see the log above); command: {shlex.join(cmd)}")
+    from autobert.data import read_labels
+
+    labels = read_labels(model_dir / "labels.json")
+    registry = _registry(services)
+    if registry:
+        registry.register(version, status="candidate", model_uri=str(model_dir), labels=labels,
+                          source="autobert up (first model)")
+    else:
+        store.put_json(layout.model_record(version), {"version": version, "model_uri": str(model_dir),
+                                                      "labels": labels, "status": "candidate"})
+    deploy_and_wait(services, version, str(model_dir))
+    if registry:
+        registry.mark_live(version)
+    else:
+        store.put_json(layout.LIVE_MODEL, {"version": version, "model_uri": str(model_dir), "labels": labels})
+    return store.get_json(layout.LIVE_MODEL)
+
+
+def _registry(services: Services):
+    try:
+        from autobert.workflow.registry import ModelRegistry
+    except ImportError:
+        return None
+    return ModelRegistry(services.store)
+
+
+def deploy_and_wait(services: Services, version: str, model_uri: str, timeout: float = 600) -> None:
+    deployer = services.deployer
+    deployer.deploy(version, model_uri)
+    deadline = time.monotonic() + timeout
+    while (state := deployer.status()) == "Updating":
+        if time.monotonic() > deadline:
+            raise StackError(f"the endpoint did not load {version} within {timeout:.0f}s")
+        time.sleep(0.2)
+    if state != "InService":
+        detail = deployer.describe().get("error") if hasattr(deployer, "describe") else None
+        raise StackError(f"the endpoint could not load {version}: {detail or state}")
+
+
+# ------------------------------------------------------------------------------------------------------ processes
+def start_endpoint(settings: Settings, live: dict | None, timeout: float = 120) -> tuple[subprocess.Popen, str]:
+    """The endpoint child process; returns it and its URL once it listens (the model may still be loading)."""
+    cmd = [sys.executable, "-m", "autobert.endpoint_server", "--host", settings.endpoint_host,
+           "--port", str(settings.endpoint_port)]
+    if live:
+        cmd += ["--model-dir", live["model_uri"], "--version", live["version"]]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    line = _readline(process, timeout)
+    try:
+        url = json.loads(line)["url"]
+    except (ValueError, KeyError, TypeError):
+        stop_process(process)
+        raise StackError(f"the local endpoint failed to start (exit {process.poll()}); see its log above") from None
+    # Keep draining its stdout so the child never blocks on a full pipe.
+    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
+    return process, url
+
+
+def _readline(process: subprocess.Popen, timeout: float) -> str:
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return result[0] if result else ""
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"the local endpoint exited ({process.returncode}); see its log above")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise StackError(f"the local endpoint at {url} did not become healthy within {timeout:.0f}s")
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One JSON line per milestone on stdout (scripts and tests read them), after the human-readable log."""
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------- up
+def up(settings: Settings | None = None, stop: threading.Event | None = None) -> int:
+    from autobert.local_api import make_api
+
+    settings = settings or get_settings()
+    if settings.mode != "local":
+        raise StackError("`autobert up` runs the local stack; with AUTOBERT_MODE=aws deploy with serverless instead")
+    services = bootstrap(settings)
+    live = live_model(services)
+    stop = stop or threading.Event()
+    endpoint, endpoint_url = start_endpoint(settings, live)
+    api = None
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if _main_thread() else None
+    try:
+        # The handlers, the deployer and any child the workflow starts read their settings from the environment,
+        # as a Lambda does: give them the endpoint's real address (its port may have been 0 = any free port).
+        os.environ["AUTOBERT_ENDPOINT_URL"] = endpoint_url
+        get_settings.cache_clear()
+        settings = get_settings()
+        services = bootstrap(settings)
+        try:
+            api = make_api(settings)
+        except OSError as exc:
+            raise StackError(f"the local API cannot listen on {settings.api_host}:{settings.api_port}: {exc}"
+                             ) from exc
+        api.warm_up()
+        threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        logger.info("local endpoint %s, local API %s (POST /predict, /feedback)", endpoint_url, api.url)
+        emit("listening", api=api.url, endpoint=endpoint_url)
+        if live is None:
+            logger.info("no live model yet: producing the first one (predict answers 503 until it serves)")
+            live = ensure_live_model(services)
+        wait_healthy(endpoint_url, endpoint)
+        logger.info("serving model %s — Ctrl-C to stop", live["version"])
+        emit("serving", version=live["version"], api=api.url, endpoint=endpoint_url)
+        while not stop.wait(0.5):
+            if endpoint.poll() is not None:
+                raise StackError(f"the local endpoint exited ({endpoint.returncode}); see its log above")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        logger.info("stopping")
+        if api is not None:
+            api.shutdown()
+            api.server_close()
+        stop_process(endpoint)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        emit("stopped")
+    return 0
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,202 @@
+"""The full local HTTP path: `autobert up` (local endpoint process + local API running the real handlers),
+`autobert predict` / `autobert feedback`, API keys, bad input over HTTP, a model swap, and a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from autobert import layout
+from autobert.adapters.local_endpoint import LocalEndpointDeployer
+from autobert.adapters.local_store import LocalObjectStore
+from autobert.bootstrap import bootstrap
+from autobert.config import Settings, get_settings
+from serving_helpers import LABELS, REPO, EndpointThread, make_model_folder
+
+KEY = "local-secret-key"
+
+
+def stack_env(home, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
+    env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
+                "AUTOBERT_API_PORT": "0", "AUTOBERT_API_KEY": KEY, "AUTOBERT_MAX_TEXT_CHARS": "2000", **extra})
+    return env
+
+
+class Stack:
+    def __init__(self, home):
+        self.home = home
+        self.process = subprocess.Popen([sys.executable, "-m", "autobert.cli", "up"], cwd=REPO, env=stack_env(home),
+                                        stdout=subprocess.PIPE, text=True)
+        self.events: queue.Queue[dict] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        serving = self.wait_for("serving", 120)
+        self.api, self.endpoint, self.version = serving["api"], serving["endpoint"], serving["version"]
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                self.events.put(json.loads(line))
+
+    def wait_for(self, event: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                item = self.events.get(timeout=0.5)
+            except queue.Empty:
+                assert self.process.poll() is None, f"autobert up exited with {self.process.returncode}"
+                continue
+            if item["event"] == event:
+                return item
+        raise AssertionError(f"no {event!r} event from autobert up within {timeout}s")
+
+    def post(self, path: str, body=None, *, data=None, key: str | None = KEY, method: str = "POST",
+             content_type: str = "application/json") -> requests.Response:
+        headers = {"Content-Type": content_type, **({"x-api-key": key} if key else {})}
+        data = json.dumps(body) if body is not None else data
+        return requests.request(method, f"{self.api}{path}", data=data, headers=headers, timeout=30)
+
+    def cli(self, *args: str, api_url: str | None = None) -> subprocess.CompletedProcess:
+        env = stack_env(self.home, AUTOBERT_API_URL=api_url or self.api)
+        return subprocess.run([sys.executable, "-m", "autobert.cli", *args], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {"v1": make_model_folder(root / "v1", "v1"), "v2": make_model_folder(root / "v2", "v2")}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, models):
+    home = tmp_path_factory.mktemp("home")
+    store = LocalObjectStore(home / "bucket")
+    store.put_json(layout.LIVE_MODEL, {"version": "v1", "model_uri": str(models["v1"])})
+    running = Stack(home)
+    yield running
+    if running.process.poll() is None:
+        running.process.send_signal(signal.SIGINT)
+        running.process.wait(timeout=30)
+
+
+def test_up_serves_predictions_over_http_from_the_live_model(stack):
+    assert stack.version == "v1"
+    response = stack.post("/predict", {"text": "the shuttle reached orbit", "top_k": 2})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == "v1" and body["predictions"][0]["label"] in LABELS
+    assert len(body["predictions"][0]["top_k"]) == 2
+
+
+def test_the_api_key_is_required_like_api_gateway(stack):
+    assert stack.post("/predict", {"text": "x"}, key=None).status_code == 403
+    assert stack.post("/predict", {"text": "x"}, key="wrong").status_code == 403
+    assert stack.post("/predict", {"text": "x"}, key="wrong").json() == {"message": "Forbidden"}
+
+
+def test_feedback_over_http_is_stored_once_before_the_202(stack):
+    body = {"text": "my brakes squeal", "label": "rec.autos", "predicted_label": "sci.space"}
+    first, second = stack.post("/feedback", body), stack.post("/feedback", body)
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert first.json()["id"] == second.json()["id"] and second.json()["duplicate"] is True
+    key = layout.feedback_key(first.json()["id"], datetime.now(UTC).date())
+    stored = LocalObjectStore(stack.home / "bucket").get_json(key)
+    assert stored["label"] == "rec.autos" and stored["model_version"] == "v1"
+
+
+@pytest.mark.parametrize(("method", "path", "data", "content_type", "status"), [
+    ("POST", "/predict", "{broken", "application/json", 400),
+    ("POST", "/predict", '{"text": "  "}', "application/json", 422),
+    ("POST", "/predict", '{"text": 12}', "application/json", 422),
+    ("POST", "/predict", json.dumps({"text": "x" * 2001}), "application/json", 413),
+    ("POST", "/predict", '{"text": "a"}', "text/plain", 415),
+    ("GET", "/predict", None, "application/json", 405),
+    ("POST", "/feedback", '{"text": "a"}', "application/json", 422),
+    ("POST", "/feedback", '{"text": "a", "label": "not a label!"}', "application/json", 422),
+    ("PUT", "/feedback", "{}", "application/json", 405),
+    ("POST", "/nothing-here", "{}", "application/json", 404),
+    ("GET", "/", None, "application/json", 404),
+])
+def test_bad_requests_over_http_get_json_4xx(stack, method, path, data, content_type, status):
+    response = stack.post(path, data=data, method=method, content_type=content_type)
+    assert response.status_code == status, response.text
+    assert response.json()["message"]
+
+
+def test_sixteen_concurrent_clients_all_get_their_predictions(stack):
+    texts = [f"text number {i}" for i in range(48)]
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(pool.map(lambda t: stack.post("/predict", {"instances": [t, t + " again"]}), texts))
+    assert [r.status_code for r in responses] == [200] * len(texts)
+    assert all(len(r.json()["predictions"]) == 2 for r in responses)
+
+
+def test_the_cli_calls_the_local_api_and_prints_json(stack):
+    result = stack.cli("predict", "the shuttle reached orbit", "--top-k", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["predictions"][0]["label"] in LABELS
+    result = stack.cli("feedback", "a gpu question", "comp.graphics", "--predicted-label", "sci.space")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["duplicate"] is False
+    result = stack.cli("feedback", "a gpu question", "bad label!")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "422" in result.stderr
+
+
+def test_a_model_swap_reaches_the_predict_api(stack, models):
+    deployer = LocalEndpointDeployer(stack.endpoint)
+    deployer.deploy("v2", str(models["v2"]))
+    deadline = time.monotonic() + 60
+    while deployer.status() == "Updating" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert deployer.status() == "InService"
+    assert stack.post("/predict", {"text": "hello"}).json()["model_version"] == "v2"
+
+
+def test_ctrl_c_stops_endpoint_and_api_and_the_cli_then_says_so(stack):
+    stack.process.send_signal(signal.SIGINT)
+    assert stack.process.wait(timeout=30) == 0
+    for url in (stack.api, stack.endpoint):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/ping", timeout=2)
+    result = stack.cli("predict", "hello")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "not running" in result.stderr and "autobert up" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------ first model (fallback)
+def test_without_a_live_model_the_first_one_is_trained_registered_and_served(monkeypatch, tmp_path, small_dataset,
+                                                                             tiny_bert):
+    """The direct-training path of ensure_live_model (used when the workflow's first run is not available)."""
+    from autobert import local_stack
+
+    endpoint = EndpointThread()
+    try:
+        for name, value in {"MODE": "local", "HOME": str(tmp_path), "MODEL_NAME": str(tiny_bert),
+                            "ENDPOINT_URL": endpoint.url,
+                            "FIRST_MODEL_ARGS": "--epochs 1 --fusion false --max-length 32"}.items():
+            monkeypatch.setenv(f"AUTOBERT_{name}", value)
+        get_settings.cache_clear()
+        services = bootstrap(Settings())
+        dataset = tmp_path / "bucket" / layout.dataset_prefix("v0001")
+        dataset.mkdir(parents=True)
+        for file in small_dataset.iterdir():
+            (dataset / file.name).write_bytes(file.read_bytes())
+        live = local_stack._train_first_model(services)
+        assert services.store.get_json(layout.LIVE_MODEL)["version"] == live["version"]
+        assert (tmp_path / "bucket" / layout.model_prefix(live["version"]) / "model" / "model.safetensors").is_file()
+        answer = requests.post(f"{endpoint.url}/invocations", json={"text": "orbit"}, timeout=10).json()
+        assert answer["model_version"] == live["version"]
+    finally:
+        endpoint.close()
+        get_settings.cache_clear()
