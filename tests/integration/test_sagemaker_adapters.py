@@ -1,0 +1,169 @@
+"""The SageMaker and Step Functions adapters against moto. moto lacks UpdateEndpoint and StopTrainingJob and reports
+every training job Completed at once: the fixtures below fill those gaps (botocore before-call hooks), never the
+product code."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
+from autobert.adapters.sagemaker_training import SageMakerTrainingJobs
+from autobert.adapters.stepfunctions import StepFunctionsRuns
+from autobert.config import Settings
+from autobert.ports import TrainingJobSpec
+from autobert.workflow.errors import DeploymentError, TrainingStartError, TransientError
+
+ROLE = "arn:aws:iam::123456789012:role/autobert-sagemaker"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-bucket")
+        yield
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(mode="aws", bucket="autobert-bucket", sagemaker_role_arn=ROLE, training_image_uri="train:img",
+                    inference_image_uri="infer:img", endpoint_name="autobert", rollback_alarms=["autobert-5xx"],
+                    bake_seconds=120)
+
+
+def fill_gaps(client, calls: list, *, rolled_back: bool = False, in_progress: int = 0) -> None:
+    """moto gaps as botocore hooks: UpdateEndpoint (switches the endpoint's config unless ``rolled_back``),
+    StopTrainingJob, and ``in_progress`` DescribeTrainingJob answers of InProgress before moto's Completed."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    remaining = {"in_progress": in_progress}
+    ok = AWSResponse("https://sagemaker.us-east-1.amazonaws.com/", 200, {}, None)
+
+    def before(params, model, **_):
+        name, params = model.name, json.loads(params["body"] or b"{}")  # the serialized request's JSON body
+        if name == "UpdateEndpoint":
+            calls.append(("UpdateEndpoint", params))
+            if not rolled_back:
+                backend = sagemaker_backends["123456789012"]["us-east-1"]
+                backend.endpoints[params["EndpointName"]].endpoint_config_name = params["EndpointConfigName"]
+            return ok, {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/autobert"}
+        if name == "StopTrainingJob":
+            calls.append(("StopTrainingJob", params))
+            return ok, {}
+        if name == "DescribeTrainingJob" and remaining["in_progress"] > 0:
+            remaining["in_progress"] -= 1
+            return ok, {"TrainingJobName": params["TrainingJobName"], "TrainingJobStatus": "InProgress",
+                          "OutputDataConfig": {"S3OutputPath": "s3://autobert-bucket/models"}}
+        return None
+
+    client.meta.events.register("before-call.sagemaker.*", before)
+
+
+def throttle(client, operation: str) -> None:
+    def raise_throttling(**_):
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+    client.meta.events.register(f"before-call.sagemaker.{operation}", raise_throttling)
+
+
+def spec(name: str = "ab-1") -> TrainingJobSpec:
+    return TrainingJobSpec(job_name=name, hyperparameters={"epochs": "2", "init-model": "/opt/ml/input/data/live"},
+                           channels={"train": "s3://autobert-bucket/trainsets/d1/d0/train/",
+                                     "holdout": "s3://autobert-bucket/holdout/h1/",
+                                     "live": "s3://autobert-bucket/models/ab-0/output/model.tar.gz"},
+                           output_uri="s3://autobert-bucket/models/", extra={"run_id": "r-1"})
+
+
+def test_a_training_job_runs_train_py_with_channels_spot_and_checkpoints(aws, settings):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    jobs = SageMakerTrainingJobs(client, settings, "s3://autobert-bucket/code/sourcedir.tar.gz")
+    jobs.start(spec())
+    job = client.describe_training_job(TrainingJobName="ab-1")
+    assert job["HyperParameters"]["sagemaker_program"] == "train.py"
+    assert job["HyperParameters"]["sagemaker_submit_directory"] == "s3://autobert-bucket/code/sourcedir.tar.gz"
+    assert job["HyperParameters"]["init-model"] == "/opt/ml/input/data/live"
+    assert {c["ChannelName"] for c in job["InputDataConfig"]} == {"train", "holdout", "live"}
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"]["MaxWaitTimeInSeconds"] >= job["StoppingCondition"]["MaxRuntimeInSeconds"]
+    assert job["CheckpointConfig"]["S3Uri"] == "s3://autobert-bucket/models/ab-1/checkpoints"
+    assert job["RoleArn"] == ROLE and job["AlgorithmSpecification"]["TrainingImage"] == "train:img"
+
+
+def test_describe_maps_in_progress_then_completed_with_the_artifacts(aws, settings):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    fill_gaps(client, [], in_progress=1)
+    jobs = SageMakerTrainingJobs(client, settings, "s3://x/code.tar.gz")
+    jobs.start(spec())
+    assert jobs.describe("ab-1").status == "InProgress"
+    done = jobs.describe("ab-1")
+    assert done.status == "Completed"
+    assert done.model_uri == "s3://autobert-bucket/models/ab-1/output/model.tar.gz"
+    assert done.output_uri == "s3://autobert-bucket/models/ab-1/output/output.tar.gz"
+
+
+def test_throttling_is_a_transient_error_and_a_bad_configuration_is_not(aws, settings):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    throttle(client, "CreateTrainingJob")
+    jobs = SageMakerTrainingJobs(client, settings, "s3://x/code.tar.gz")
+    with pytest.raises(TransientError, match="ThrottlingException"):
+        jobs.start(spec())
+    unconfigured = SageMakerTrainingJobs(client, settings.model_copy(update={"sagemaker_role_arn": None}), "s3://x")
+    with pytest.raises(TrainingStartError, match="ROLE_ARN"):
+        unconfigured.start(spec())
+
+
+def test_without_spot_there_is_no_wait_time_or_checkpoint(aws, settings):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    jobs = SageMakerTrainingJobs(client, settings.model_copy(update={"training_use_spot": False}), "s3://x/c.tar.gz")
+    request = jobs.request(spec())
+    assert request["EnableManagedSpotTraining"] is False
+    assert "MaxWaitTimeInSeconds" not in request["StoppingCondition"] and "CheckpointConfig" not in request
+
+
+def test_the_first_deploy_creates_the_endpoint_and_later_ones_update_it_blue_green(aws, settings):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    calls: list = []
+    fill_gaps(client, calls)
+    deployer = SageMakerEndpointDeployer(client, settings)
+    deployer.deploy("ab-1", "s3://autobert-bucket/models/ab-1/output/model.tar.gz")
+    assert deployer.status() == "InService" and deployer.serving_version() == "ab-1"
+    model = client.describe_model(ModelName="autobert-ab-1")
+    assert model["PrimaryContainer"]["ModelDataUrl"].endswith("ab-1/output/model.tar.gz")
+    assert model["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    deployer.deploy("ab-2", "s3://autobert-bucket/models/ab-2/output/model.tar.gz")
+    (name, params), = calls
+    assert params["EndpointName"] == "autobert"  # the endpoint name never changes
+    assert params["EndpointConfigName"] == "autobert-ab-2"
+    policy = params["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
+    assert policy["TerminationWaitInSeconds"] == 120
+    assert params["DeploymentConfig"]["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "autobert-5xx"}]}
+    assert deployer.serving_version() == "ab-2"
+
+
+def test_a_deploy_without_role_or_image_is_a_deployment_error(aws, settings):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    deployer = SageMakerEndpointDeployer(client, settings.model_copy(update={"inference_image_uri": None}))
+    with pytest.raises(DeploymentError, match="INFERENCE_IMAGE_URI"):
+        deployer.deploy("ab-1", "s3://b/m.tar.gz")
+
+
+def test_step_functions_runs_start_list_and_see_running_executions(aws):
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = sfn.create_state_machine(name="retrain", roleArn=ROLE, definition=json.dumps(
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    runs = StepFunctionsRuns(sfn, arn)
+    assert runs.running() == []
+    execution = runs.start("r-1", {"run_id": "r-1"})
+    assert execution.endswith(":r-1")
+    assert [e["name"] for e in runs.list()] == ["r-1"]
+    assert runs.history(execution)
