@@ -5,13 +5,12 @@ A run starts unless one is running; then the trigger is recorded and the next ru
 
 from __future__ import annotations
 
+from autobert.bootstrap import bootstrap
+from autobert.workflow.start import request_run, start_pending_on_aws
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
-
-from autobert.bootstrap import bootstrap
-from autobert.workflow.start import request_run, start_pending_on_aws
 
 services = bootstrap()
 logger = Logger(service="retrain")
@@ -23,7 +22,7 @@ class RetrainRequest(BaseModel):
 
 
 @app.post("/retrain")
-def post_retrain(request: RetrainRequest) -> Response:
+def post_retrain(request: RetrainRequest) -> Response[dict]:
     result = request_run(services, "api", full=request.full)
     body = {"status": result["status"], "trigger": result["trigger"]["id"], "run_id": result.get("run_id")}
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
