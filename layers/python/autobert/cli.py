@@ -108,6 +108,81 @@ def add_serving_parsers(sub) -> None:
     p.set_defaults(func=cmd_feedback)
 
 
+# --------------------------------------------------------------------------------- AWS deployment (issue 5)
+def _aws_clients(settings) -> dict:
+    import boto3
+
+    session = boto3.session.Session(region_name=settings.region)
+    return {name.replace("-", ""): session.client(name) for name in
+            ("cloudformation", "s3", "sagemaker", "stepfunctions", "apigateway")}
+
+
+def cmd_aws_bootstrap(args: argparse.Namespace) -> int:
+    from autobert import aws_ops
+
+    settings = get_settings()
+    c = _aws_clients(settings)
+    prepared = Path(args.prepared) if args.prepared else settings.home / "prepared"
+    report = aws_ops.bootstrap(cfn=c["cloudformation"], s3=c["s3"], sagemaker=c["sagemaker"],
+                               stepfunctions=c["stepfunctions"], apigateway=c["apigateway"], settings=settings,
+                               stack_name=args.stack or settings.resolved_stack_name, prepared=prepared,
+                               direct=args.direct, wait=not args.no_wait, timeout=settings.aws_wait_seconds,
+                               poll=settings.aws_poll_seconds)
+    print(aws_ops.to_json(report))
+    print(f"\nAPI:     {report['api_url']}\nAPI key: {report['api_key']}  (header x-api-key)")
+    return 0
+
+
+def cmd_aws_status(args: argparse.Namespace) -> int:
+    from autobert import aws_ops
+
+    settings = get_settings()
+    c = _aws_clients(settings)
+    print(aws_ops.to_json(aws_ops.status(cfn=c["cloudformation"], s3=c["s3"], sagemaker=c["sagemaker"],
+                                         stepfunctions=c["stepfunctions"],
+                                         stack_name=args.stack or settings.resolved_stack_name, runs=args.runs)))
+    return 0
+
+
+def cmd_aws_teardown(args: argparse.Namespace) -> int:
+    from autobert import aws_ops
+
+    settings = get_settings()
+    c = _aws_clients(settings)
+    result = aws_ops.teardown(cfn=c["cloudformation"], sagemaker=c["sagemaker"],
+                              stack_name=args.stack or settings.resolved_stack_name,
+                              endpoint_name=args.endpoint)
+    print(aws_ops.to_json(result.to_dict()))
+    print("\nWhat remains:\n" + "\n".join(f"  - {line}" for line in result.remains))
+    return 0
+
+
+def add_aws_parsers(sub) -> None:
+    aws = sub.add_parser("aws", help="The deployed AWS stack: bootstrap, status, teardown (docs/deploy.md).")
+    aws_sub = aws.add_subparsers(dest="aws_command", required=True, metavar="ACTION")
+    stack_help = "CloudFormation stack (default: autobert-<AUTOBERT_AWS_STAGE>); region: AUTOBERT_REGION."
+
+    p = aws_sub.add_parser("bootstrap", help="Upload the prepared dataset and the code, run the first training, "
+                           "create the endpoint, print the API URL and key.")
+    p.add_argument("--stack", help=stack_help)
+    p.add_argument("--prepared", help="Prepared dataset folder (default: <home>/prepared, from `autobert prepare`).")
+    p.add_argument("--direct", action="store_true", help="Train with one SageMaker training job instead of a run "
+                   "of the state machine.")
+    p.add_argument("--no-wait", action="store_true", help="Start the first run and return (the run creates the "
+                   "endpoint itself).")
+    p.set_defaults(func=cmd_aws_bootstrap)
+
+    p = aws_sub.add_parser("status", help="Endpoint status, live model version, last runs.")
+    p.add_argument("--stack", help=stack_help)
+    p.add_argument("--runs", type=int, default=5, help="How many recent runs to list.")
+    p.set_defaults(func=cmd_aws_status)
+
+    p = aws_sub.add_parser("teardown", help="Delete the endpoint (and its models/configs); say what remains.")
+    p.add_argument("--stack", help=stack_help)
+    p.add_argument("--endpoint", help="Endpoint name, if the stack is already gone.")
+    p.set_defaults(func=cmd_aws_teardown)
+
+
 # ---------------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobert", description="Self-improving BERT text classifier.")
@@ -126,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     add_serving_parsers(sub)  # local stack: up, predict, feedback (issue 3)
+    add_aws_parsers(sub)  # deployed stack: aws bootstrap|status|teardown (issue 5)
 
     return parser
 

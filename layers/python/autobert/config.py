@@ -80,6 +80,20 @@ class Settings(BaseSettings):
         return (self.api_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
     # --- end serving -----------------------------------------------------------------------------------------------
 
+    # --- AWS deployment (issue 5): `autobert aws bootstrap|status|teardown` against the serverless.yml stack -------
+    aws_stage: str = Field("dev", pattern=r"^[a-z0-9-]+$", description="Stage the stack was deployed with "
+                           "(npx osls deploy --stage ...); the stack is autobert-<stage>.")
+    aws_stack_name: str | None = Field(None, description="CloudFormation stack name; default autobert-<aws_stage>.")
+    aws_poll_seconds: float = Field(30.0, gt=0, description="Bootstrap: seconds between status polls.")
+    aws_wait_seconds: int = Field(6 * 3600, ge=1, description="Bootstrap: longest wait for the first run/job.")
+    aws_serverless_memory_mb: int = Field(0, ge=0, le=6144, description="Bootstrap: > 0 creates the endpoint as "
+                                          "serverless inference with this memory instead of an instance.")
+
+    @property
+    def resolved_stack_name(self) -> str:
+        return self.aws_stack_name or f"autobert-{self.aws_stage}"
+    # --- end AWS deployment ----------------------------------------------------------------------------------------
+
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"

@@ -1,0 +1,442 @@
+"""``autobert aws bootstrap|status|teardown`` against moto.
+
+What moto cannot do is supplied by the fixtures, explicitly: a Step Functions execution never finishes in moto (the
+``finish_run`` fixture ends it and writes what the real run would have written), a training job is never InProgress
+(an after-call hook reports InProgress once), a training job writes no artifact (the fixture uploads one), and moto's
+API Gateway needs an extra dependency we do not install (GetApiKey is answered by a botocore Stubber).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pytest
+from autobert import aws_ops, layout
+from autobert.adapters.s3_store import S3ObjectStore
+from autobert.aws_ops import AwsOpsError, build_tarball, inference_code_files, repack_model, training_code_files
+from autobert.config import REPO_ROOT, Settings
+from autobert.data import export_dataset
+from botocore.stub import Stubber
+from moto import mock_aws
+
+REGION = "eu-west-1"
+STACK = "autobert-test"
+ENDPOINT = "autobert-test"
+API_KEY = "k3y-0123456789abcdefghij"
+
+
+# ----------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture
+def aws(monkeypatch):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield {name: boto3.client(name, region_name=REGION)
+               for name in ("cloudformation", "s3", "sagemaker", "stepfunctions", "iam")}
+
+
+@pytest.fixture
+def apigateway():
+    client = boto3.client("apigateway", region_name=REGION)
+    stubber = Stubber(client)
+    for _ in range(3):
+        stubber.add_response("get_api_key", {"id": "key-id", "value": API_KEY, "enabled": True},
+                             {"apiKey": "key-id", "includeValue": True})
+    with stubber:
+        yield client
+
+
+STACK_TEMPLATE = {
+    "Parameters": {name: {"Type": "String"} for name in ("StateMachineArn", "RoleArn")},
+    "Resources": {"Bucket": {"Type": "AWS::S3::Bucket"}},
+    "Outputs": {
+        "BucketName": {"Value": {"Ref": "Bucket"}},
+        "RetrainStateMachineArn": {"Value": {"Ref": "StateMachineArn"}},
+        "EndpointName": {"Value": ENDPOINT},
+        "SageMakerRoleArn": {"Value": {"Ref": "RoleArn"}},
+        "ServiceEndpoint": {"Value": f"https://abc123.execute-api.{REGION}.amazonaws.com/test"},
+        "ApiKeyId": {"Value": "key-id"},
+        "InferenceImageUri": {"Value": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-inference:2.6.0-cpu"},
+        "TrainingImageUri": {"Value": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.6.0-gpu"},
+    },
+}
+
+
+@pytest.fixture
+def stack(aws):
+    """The deployed stack as bootstrap sees it: its outputs, bucket, state machine and SageMaker role."""
+    role = aws["iam"].create_role(RoleName="sagemaker-exec", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    machine = aws["stepfunctions"].create_state_machine(
+        name=f"{STACK}-retrain", roleArn=role,
+        definition=(REPO_ROOT / "statemachines" / "retrain.asl.json").read_text())["stateMachineArn"]
+    aws["cloudformation"].create_stack(StackName=STACK, TemplateBody=json.dumps(STACK_TEMPLATE), Parameters=[
+        {"ParameterKey": "StateMachineArn", "ParameterValue": machine},
+        {"ParameterKey": "RoleArn", "ParameterValue": role}])
+    return aws_ops.stack_info(aws["cloudformation"], STACK)
+
+
+@pytest.fixture
+def store(aws, stack) -> S3ObjectStore:
+    return S3ObjectStore(aws["s3"], stack.bucket)
+
+
+@pytest.fixture
+def prepared(tmp_path) -> Path:
+    """A prepared dataset folder as `autobert prepare` writes it: 3 labels x 10 documents."""
+    labels = ["rec.autos", "sci.space", "talk.politics.guns"]
+    rows = [{"id": f"{label}-{i}", "text": f"document {i} about {label.split('.')[-1]} number {i}",
+             "label": label, "label_id": n} for n, label in enumerate(labels) for i in range(10)]
+    return export_dataset(pd.DataFrame(rows), labels, tmp_path / "prepared")
+
+
+def model_tar_gz(extra: dict[str, bytes] | None = None) -> bytes:
+    files = {"config.json": b'{"model_type": "bert"}', "model.safetensors": b"\0weights", "labels.json": b"{}",
+             **(extra or {})}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def settings(**over) -> Settings:
+    return Settings(mode="aws", region=REGION, **over)
+
+
+def tar_members(data: bytes) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def tar_read(data: bytes, name: str) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return tar.extractfile(name).read()
+
+
+# ------------------------------------------------------------------------------------------------- code tarballs
+def test_the_training_tarball_holds_train_py_requirements_and_the_package_at_its_root():
+    data = build_tarball(training_code_files())
+    names = list(tar_members(data))
+    assert names == sorted(names)
+    assert {"train.py", "requirements.txt", "autobert/__init__.py", "autobert/config.py", "autobert/data.py"} <= set(
+        names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert tar_read(data, "train.py") == (REPO_ROOT / "training" / "train.py").read_bytes()
+    assert b"transformers>=5" in tar_read(data, "requirements.txt")
+
+
+def test_the_inference_tarball_holds_inference_py_its_requirements_and_the_package():
+    names = set(tar_members(build_tarball(inference_code_files())))
+    assert {"inference.py", "requirements.txt", "autobert/modeling.py"} <= names
+
+
+def test_tarballs_are_byte_identical_for_the_same_code_and_differ_when_it_changes(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "b.py").write_text("b = 1\n")
+    (pkg / "a.py").write_text("a = 1\n")
+    files = aws_ops.package_files(pkg, "autobert/")
+    first = build_tarball(files)
+    (pkg / "a.py").touch()  # a new mtime changes nothing
+    assert build_tarball(aws_ops.package_files(pkg, "autobert/")) == first
+    members = tar_members(first)
+    assert list(members) == ["autobert/a.py", "autobert/b.py"]
+    assert {(m.mtime, m.uid, m.gid, m.uname) for m in members.values()} == {(aws_ops.FIXED_MTIME, 0, 0, "")}
+    assert gzip.GzipFile(fileobj=io.BytesIO(first)).read()  # a valid gzip stream
+    (pkg / "a.py").write_text("a = 2\n")
+    assert build_tarball(aws_ops.package_files(pkg, "autobert/")) != first
+
+
+def test_a_missing_code_file_is_a_clear_error(tmp_path):
+    with pytest.raises(AwsOpsError, match="missing"):
+        build_tarball({"train.py": tmp_path / "nope.py"})
+
+
+def test_repacking_puts_the_inference_code_under_code_and_keeps_the_model_files():
+    original = model_tar_gz({"code/stale.py": b"old"})
+    packed = repack_model(original, inference_code_files())
+    names = set(tar_members(packed))
+    assert {"config.json", "model.safetensors", "labels.json", "code/inference.py", "code/requirements.txt",
+            "code/autobert/config.py"} <= names
+    assert "code/stale.py" not in names
+    assert tar_read(packed, "model.safetensors") == b"\0weights"
+    assert repack_model(original, inference_code_files()) == packed
+
+
+def test_repacking_something_that_is_not_a_model_artifact_is_a_clear_error():
+    with pytest.raises(AwsOpsError, match=r"not a readable \.tar\.gz"):
+        repack_model(b"not a tarball", inference_code_files())
+
+
+# ---------------------------------------------------------------------------------------------------- the stack
+def test_stack_outputs_are_read(stack):
+    assert stack.endpoint_name == ENDPOINT and stack.bucket
+    assert stack.state_machine_arn.endswith(":autobert-test-retrain")
+    assert stack.api_url.startswith("https://")
+
+
+def test_a_missing_stack_says_to_deploy_first(aws):
+    with pytest.raises(AwsOpsError, match="not found.*npx osls deploy"):
+        aws_ops.stack_info(aws["cloudformation"], "autobert-nope")
+
+
+# ------------------------------------------------------------------------------------------------------ bootstrap
+def execution(aws, arn: str):
+    from moto.stepfunctions.models import stepfunctions_backends
+
+    backend = stepfunctions_backends["123456789012"][REGION]
+    return next(e for m in backend.state_machines for e in m.executions if e.execution_arn == arn)
+
+
+@pytest.fixture
+def finish_run(aws, store):
+    """A `sleep` for bootstrap's wait loop that plays the state machine's part (moto never runs one): the run trains
+    a model, registers it and marks it live, then the execution succeeds."""
+    from autobert.workflow.registry import ModelRegistry
+
+    calls = []
+
+    def sleep(seconds: float) -> None:
+        calls.append(seconds)
+        [running] = aws["stepfunctions"].list_executions(stateMachineArn=store_state_machine(aws),
+                                                         statusFilter="RUNNING")["executions"]
+        version = "ab-20260101-000000-abcdef"
+        artifact = f"{layout.model_prefix(version)}{version}/output/model.tar.gz"
+        store.put_bytes(artifact, model_tar_gz())
+        registry = ModelRegistry(store)
+        registry.register(version, status="candidate", model_uri=store.uri(artifact))
+        registry.mark_live(version)
+        execution(aws, running["executionArn"]).status = "SUCCEEDED"
+
+    sleep.calls = calls
+    return sleep
+
+
+def store_state_machine(aws) -> str:
+    return aws["stepfunctions"].list_state_machines()["stateMachines"][0]["stateMachineArn"]
+
+
+def run_bootstrap(aws, apigateway, prepared, **kwargs):
+    return aws_ops.bootstrap(cfn=aws["cloudformation"], s3=aws["s3"], sagemaker=aws["sagemaker"],
+                             stepfunctions=aws["stepfunctions"], apigateway=apigateway,
+                             settings=kwargs.pop("settings", settings()), stack_name=STACK, prepared=prepared,
+                             poll=0.01, timeout=kwargs.pop("timeout", 60), **kwargs)
+
+
+def test_bootstrap_uploads_data_and_code_runs_the_state_machine_and_creates_the_endpoint(
+        aws, apigateway, stack, store, prepared, finish_run):
+    report = run_bootstrap(aws, apigateway, prepared, sleep=finish_run)
+
+    # dataset version 0 and its fixed holdout, as the workflow lays them out
+    current = store.get_json(layout.CURRENT_DATASET)
+    assert report["dataset"] == current
+    train = pd.read_parquet(io.BytesIO(store.get_bytes(layout.dataset_prefix(current["version"]) + "dataset.parquet")))
+    holdout_keys = store.list_keys(layout.holdout_prefix(current["holdout"]))
+    assert holdout_keys and len(train) < 30
+    # code, byte-identical to what build_tarball makes
+    assert store.get_bytes(layout.TRAINING_CODE) == build_tarball(training_code_files())
+    assert store.get_bytes(layout.INFERENCE_CODE) == build_tarball(inference_code_files())
+    # the first run: a recorded bootstrap trigger, an execution named after the run with the workflow's input
+    run = report["run"]
+    described = aws["stepfunctions"].describe_execution(executionArn=run["execution_arn"])
+    assert described["name"] == run["run_id"] and run["status"] == "SUCCEEDED"
+    payload = json.loads(described["input"])
+    assert payload["run_id"] == run["run_id"] and payload["full"] is True
+    [trigger_id] = payload["triggers"]
+    assert store.get_json(layout.trigger_key(trigger_id))["kind"] == "bootstrap"
+    assert finish_run.calls  # it waited for the run
+    # the endpoint with the fixed name, serving the live model repacked with the inference code
+    sm = aws["sagemaker"]
+    endpoint = sm.describe_endpoint(EndpointName=ENDPOINT)
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    [variant] = config["ProductionVariants"]
+    assert variant["InstanceType"] == "ml.m5.large" and variant["InitialInstanceCount"] == 1
+    model = sm.describe_model(ModelName=variant["ModelName"])
+    live = store.get_json(layout.LIVE_MODEL)
+    assert variant["ModelName"] == f"{ENDPOINT}-{live['version']}"
+    container = model["PrimaryContainer"]
+    assert container["Image"] == stack.inference_image_uri and model["ExecutionRoleArn"] == stack.sagemaker_role_arn
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    packed = store.get_bytes(container["ModelDataUrl"].removeprefix(f"s3://{stack.bucket}/"))
+    assert {"model.safetensors", "code/inference.py", "code/autobert/config.py"} <= set(tar_members(packed))
+    # what the user needs next
+    assert report["api_url"] == stack.api_url and report["api_key"] == API_KEY
+
+
+def test_bootstrap_again_reuses_the_dataset_and_leaves_a_serving_endpoint_alone(
+        aws, apigateway, stack, store, prepared, finish_run):
+    first = run_bootstrap(aws, apigateway, prepared, sleep=finish_run)
+    second = run_bootstrap(aws, apigateway, prepared, sleep=finish_run)
+    assert second["dataset"] == first["dataset"]
+    assert second["endpoint"]["created"] is False
+    assert len(aws["sagemaker"].list_endpoints()["Endpoints"]) == 1
+
+
+def test_bootstrap_without_waiting_starts_the_run_and_returns(aws, apigateway, stack, store, prepared):
+    report = run_bootstrap(aws, apigateway, prepared, wait=False)
+    assert report["run"]["started"] is True and "endpoint" not in report
+    assert aws["sagemaker"].list_endpoints()["Endpoints"] == []
+    # a second bootstrap while the run is still running starts no other one
+    again = run_bootstrap(aws, apigateway, prepared, wait=False)
+    assert again["run"] == {**report["run"], "started": False}
+
+
+def test_a_failed_first_run_is_reported_with_where_to_look(aws, apigateway, stack, store, prepared):
+    def fail(seconds):
+        [running] = aws["stepfunctions"].list_executions(stateMachineArn=stack.state_machine_arn,
+                                                         statusFilter="RUNNING")["executions"]
+        execution(aws, running["executionArn"]).status = "FAILED"
+
+    with pytest.raises(AwsOpsError, match="ended FAILED: see the Step Functions console"):
+        run_bootstrap(aws, apigateway, prepared, sleep=fail)
+
+
+def test_bootstrap_without_a_prepared_dataset_says_what_to_run(aws, apigateway, stack, tmp_path):
+    with pytest.raises(AwsOpsError, match="autobert prepare"):
+        run_bootstrap(aws, apigateway, tmp_path / "empty")
+
+
+@pytest.fixture
+def training_job_world(aws, store):
+    """moto's training jobs complete at once and write nothing: report InProgress on the first DescribeTrainingJob,
+    and upload the artifact the job would have written when it is created."""
+    sm = aws["sagemaker"]
+    seen = {"describes": 0}
+
+    def after_create(params, **_):
+        output = params["OutputDataConfig"]["S3OutputPath"].removeprefix(f"s3://{store.bucket}/")
+        store.put_bytes(f"{output}/{params['TrainingJobName']}/output/model.tar.gz", model_tar_gz())
+
+    def after_describe(parsed, **_):
+        seen["describes"] += 1
+        if seen["describes"] == 1:
+            parsed["TrainingJobStatus"] = "InProgress"
+            parsed.pop("ModelArtifacts", None)
+
+    sm.meta.events.register("provide-client-params.sagemaker.CreateTrainingJob", after_create)
+    sm.meta.events.register("after-call.sagemaker.DescribeTrainingJob", after_describe)
+    return seen
+
+
+def test_bootstrap_direct_runs_one_training_job_then_deploys_and_marks_it_live(
+        aws, apigateway, stack, store, prepared, training_job_world):
+    report = run_bootstrap(aws, apigateway, prepared, direct=True, sleep=lambda s: None,
+                           settings=settings(train_hyperparameters={"max-length": "128"}))
+    job = report["training"]["job"]
+    described = aws["sagemaker"].describe_training_job(TrainingJobName=job)
+    hp = described["HyperParameters"]
+    assert hp["sagemaker_program"] == "train.py"
+    assert hp["sagemaker_submit_directory"] == f"s3://{stack.bucket}/{layout.TRAINING_CODE}"
+    assert hp["model-name"] == "offline-default" and hp["max-length"] == "128"
+    assert described["RoleArn"] == stack.sagemaker_role_arn
+    assert training_job_world["describes"] >= 2  # waited through InProgress
+    assert store.get_json(layout.LIVE_MODEL)["version"] == job
+    assert report["endpoint"]["created"] is True
+    assert aws["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == f"{ENDPOINT}-{job}"
+
+
+def test_serverless_inference_is_an_endpoint_config_option(aws, apigateway, stack, store, prepared,
+                                                            training_job_world):
+    run_bootstrap(aws, apigateway, prepared, direct=True, sleep=lambda s: None,
+                  settings=settings(aws_serverless_memory_mb=3072))
+    name = aws["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"]
+    [variant] = aws["sagemaker"].describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]
+    assert variant["ServerlessConfig"]["MemorySizeInMB"] == 3072 and "InstanceType" not in variant
+
+
+# --------------------------------------------------------------------------------------------- status / teardown
+def test_status_shows_endpoint_live_model_and_last_runs(aws, apigateway, stack, store, prepared, finish_run):
+    before = aws_ops.status(cfn=aws["cloudformation"], s3=aws["s3"], sagemaker=aws["sagemaker"],
+                            stepfunctions=aws["stepfunctions"], stack_name=STACK)
+    assert before["endpoint"] == {"name": ENDPOINT, "status": "absent"} and before["live_model"] is None
+    assert before["runs"] == []
+    report = run_bootstrap(aws, apigateway, prepared, sleep=finish_run)
+    after = aws_ops.status(cfn=aws["cloudformation"], s3=aws["s3"], sagemaker=aws["sagemaker"],
+                           stepfunctions=aws["stepfunctions"], stack_name=STACK)
+    assert after["endpoint"]["status"] == "InService"
+    assert after["live_model"]["version"] == store.get_json(layout.LIVE_MODEL)["version"]
+    assert [(r["name"], r["status"]) for r in after["runs"]] == [(report["run"]["run_id"], "SUCCEEDED")]
+
+
+def make_endpoint(sm, role: str, versions: list[str]) -> None:
+    for v in versions:
+        sm.create_model(ModelName=f"{ENDPOINT}-{v}", ExecutionRoleArn=role,
+                        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"})
+        sm.create_endpoint_config(EndpointConfigName=f"{ENDPOINT}-{v}", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": f"{ENDPOINT}-{v}", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=f"{ENDPOINT}-{versions[-1]}")
+
+
+def test_teardown_deletes_the_endpoint_its_configs_and_models_and_says_what_remains(aws, stack):
+    sm = aws["sagemaker"]
+    make_endpoint(sm, stack.sagemaker_role_arn, ["v1", "v2"])
+    sm.create_model(ModelName="someone-else", ExecutionRoleArn=stack.sagemaker_role_arn,
+                    PrimaryContainer={"Image": "img"})
+    result = aws_ops.teardown(cfn=aws["cloudformation"], sagemaker=sm, stack_name=STACK)
+    assert result.endpoint == ENDPOINT
+    assert result.endpoint_configs == [f"{ENDPOINT}-v1", f"{ENDPOINT}-v2"] == result.models
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["someone-else"]
+    remains = "\n".join(result.remains)
+    assert "npx osls remove --stage test --region eu-west-1" in remains and f"s3://{stack.bucket}" in remains
+    # nothing left to delete: a second teardown is a no-op
+    again = aws_ops.teardown(cfn=aws["cloudformation"], sagemaker=sm, stack_name=STACK)
+    assert (again.endpoint, again.endpoint_configs, again.models) == (None, [], [])
+
+
+def test_teardown_after_the_stack_is_gone_needs_the_endpoint_name(aws):
+    sm = aws["sagemaker"]
+    role = aws["iam"].create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    make_endpoint(sm, role, ["v1"])
+    with pytest.raises(AwsOpsError, match="not found"):
+        aws_ops.teardown(cfn=aws["cloudformation"], sagemaker=sm, stack_name=STACK)
+    result = aws_ops.teardown(cfn=aws["cloudformation"], sagemaker=sm, stack_name=STACK, endpoint_name=ENDPOINT)
+    assert result.endpoint == ENDPOINT and sm.list_endpoints()["Endpoints"] == []
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+def test_the_cli_reports_a_missing_stack_in_one_line(aws, monkeypatch, capsys):
+    from autobert.cli import main
+
+    monkeypatch.setenv("AUTOBERT_REGION", REGION)
+    monkeypatch.setenv("AUTOBERT_AWS_STAGE", "nope")
+    from autobert import config
+
+    config.get_settings.cache_clear()
+    try:
+        assert main(["aws", "status"]) == 2
+    finally:
+        config.get_settings.cache_clear()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stack autobert-nope not found" in err[0]
+
+
+def test_the_cli_prints_status_and_teardown(aws, stack, monkeypatch, capsys):
+    from autobert import config
+    from autobert.cli import main
+
+    monkeypatch.setenv("AUTOBERT_REGION", REGION)
+    monkeypatch.setenv("AUTOBERT_AWS_STAGE", "test")
+    make_endpoint(aws["sagemaker"], stack.sagemaker_role_arn, ["v1"])
+    config.get_settings.cache_clear()
+    try:
+        assert main(["aws", "status"]) == 0
+        assert json.loads(capsys.readouterr().out)["endpoint"]["status"] == "InService"
+        assert main(["aws", "teardown"]) == 0
+    finally:
+        config.get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert '"endpoint": "autobert-test"' in out and "What remains:" in out and "npx osls remove" in out
