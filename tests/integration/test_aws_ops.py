@@ -252,8 +252,9 @@ def test_bootstrap_uploads_data_and_code_runs_the_state_machine_and_creates_the_
     assert described["name"] == run["run_id"] and run["status"] == "SUCCEEDED"
     payload = json.loads(described["input"])
     assert payload["run_id"] == run["run_id"] and payload["full"] is True
-    [trigger_id] = payload["triggers"]
-    assert store.get_json(layout.trigger_key(trigger_id))["kind"] == "bootstrap"
+    assert payload["triggers"] == [run["trigger"]]
+    assert store.get_json(layout.trigger_key(run["trigger"]))["kind"] == "bootstrap"
+    assert store.get_json(layout.run_record(run["run_id"]))["trigger"] == "bootstrap"
     assert finish_run.calls  # it waited for the run
     # the endpoint with the fixed name, serving the live model repacked with the inference code
     sm = aws["sagemaker"]
@@ -289,7 +290,12 @@ def test_bootstrap_without_waiting_starts_the_run_and_returns(aws, apigateway, s
     assert aws["sagemaker"].list_endpoints()["Endpoints"] == []
     # a second bootstrap while the run is still running starts no other one
     again = run_bootstrap(aws, apigateway, prepared, wait=False)
-    assert again["run"] == {**report["run"], "started": False}
+    assert again["run"]["started"] is False
+    assert (again["run"]["run_id"], again["run"]["execution_arn"]) == (report["run"]["run_id"],
+                                                                       report["run"]["execution_arn"])
+    assert len(aws["stepfunctions"].list_executions(stateMachineArn=stack.state_machine_arn)["executions"]) == 1
+    # its trigger is recorded, so the next run serves it
+    assert store.get_json(layout.trigger_key(again["run"]["trigger"]))["kind"] == "bootstrap"
 
 
 def test_a_failed_first_run_is_reported_with_where_to_look(aws, apigateway, stack, store, prepared):

@@ -220,7 +220,7 @@ def test_each_function_writes_only_the_bucket_prefixes_it_owns(resources):
             "Fn::GetAtt"][0]
 
     assert write_prefixes(resources, role_of("predict")) == set()
-    assert write_prefixes(resources, role_of("feedback")) == {"feedback", "triggers"}
+    assert write_prefixes(resources, role_of("feedback")) == {"feedback", "triggers", "runs"}
     assert write_prefixes(resources, role_of("merge_data")) == {"datasets", "trainsets", "triggers", "runs"}
     assert write_prefixes(resources, role_of("check_training")) == {"runs"}
     assert write_prefixes(resources, "SageMakerExecutionRole") == {"models"}
@@ -316,6 +316,19 @@ def test_a_schedule_rule_starts_the_retrain_starter_in_the_low_traffic_window(re
     assert rule["Properties"]["State"] == "ENABLED"
     [target] = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["RetrainLambdaFunction", "Arn"]}
+
+
+def test_the_end_of_a_run_calls_the_starter_so_queued_triggers_are_served(resources):
+    rules = [r["Properties"] for r in of_type(resources, "AWS::Events::Rule").values()
+             if r["Properties"].get("EventPattern", {}).get("source") == ["aws.states"]
+             and r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["RetrainLambdaFunction", "Arn"]}]
+    [rule] = rules
+    detail = rule["EventPattern"]["detail"]
+    assert set(detail["status"]) == {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+    assert resource_text(detail["stateMachineArn"][0]).endswith(":stateMachine:autobert-test-retrain")
+    permissions = [p["Properties"] for p in of_type(resources, "AWS::Lambda::Permission").values()
+                   if p["Properties"]["Principal"] == "events.amazonaws.com"]
+    assert len(permissions) == 2  # the schedule and this rule may invoke the starter
 
 
 def test_failed_runs_raise_an_alarm_and_an_event_to_the_alerts_topic(resources):

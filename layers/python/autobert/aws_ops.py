@@ -178,21 +178,26 @@ def upload_dataset(store: ObjectStore, prepared: Path, *, holdout_fraction: floa
 
 
 # -------------------------------------------------------------------------------------------------- the first run
-def start_first_run(store: ObjectStore, runs) -> dict:
-    """Start the first retraining run (full training) through the state machine, as the retrain API would: record a
-    ``bootstrap`` trigger, then StartExecution with ``{"run_id", "triggers", "full"}``. A run already in progress
-    is reused (bootstrap may be re-run)."""
-    from autobert.workflow.runs import RunStore, new_run_id
-    from autobert.workflow.triggers import record_trigger
+def start_first_run(store: ObjectStore, runs, settings, info: StackInfo) -> dict:
+    """Start the first retraining run (full training) through the state machine, exactly as the retrain API does
+    (``autobert.workflow.start.request_run``: record a ``bootstrap`` trigger, start an execution serving the pending
+    triggers unless one is running). A run already in progress is waited for instead (bootstrap may be re-run)."""
+    from autobert.bootstrap import Services
+    from autobert.workflow.start import request_run
 
+    services = Services(settings.model_copy(update={"mode": "aws", "bucket": info.bucket,
+                                                     "state_machine_arn": info.state_machine_arn}))
+    # The adapters bootstrap already holds (cached_property slots), so every call goes through the given clients.
+    services.__dict__.update(store=store, workflow_runs=runs)
+    result = request_run(services, "bootstrap", full=True)
+    if result["status"] == "started":
+        return {"run_id": result["run_id"], "execution_arn": result["execution_arn"], "started": True,
+                "trigger": result["trigger"]["id"]}
     running = runs.running()
-    if running:
-        return {"run_id": running[0]["name"], "execution_arn": running[0]["executionArn"], "started": False}
-    trigger = record_trigger(store, "bootstrap", full=True)
-    run_id = new_run_id()
-    RunStore(store).create(run_id, triggers=[trigger["id"]], full=True)
-    arn = runs.start(run_id, {"run_id": run_id, "triggers": [trigger["id"]], "full": True})
-    return {"run_id": run_id, "execution_arn": arn, "started": True}
+    if not running:
+        raise AwsOpsError(f"could not start the first run ({result['status']})")
+    return {"run_id": running[0]["name"], "execution_arn": running[0]["executionArn"], "started": False,
+            "trigger": result["trigger"]["id"]}
 
 
 def wait_for(describe: Callable[[], str], done: Iterable[str], *, timeout: float, poll: float,
@@ -323,7 +328,7 @@ def bootstrap(*, cfn, s3, sagemaker, stepfunctions, apigateway, settings, stack_
                                        sleep=sleep)
         report["training"] = {"job": model["version"], "reused_live_model": bool(live)}
     else:
-        run = start_first_run(store, StepFunctionsRuns(stepfunctions, info.state_machine_arn))
+        run = start_first_run(store, StepFunctionsRuns(stepfunctions, info.state_machine_arn), settings, info)
         report["run"] = run
         if wait:
             status = wait_for(lambda: stepfunctions.describe_execution(executionArn=run["execution_arn"])["status"],
