@@ -104,13 +104,16 @@ def test_log_groups_have_a_retention(resources):
     assert all(g["Properties"].get("RetentionInDays") == 30 for g in groups.values())
 
 
-def test_functions_get_the_domain_layer_and_powertools_and_only_merge_gets_pandas(resources):
+API_HANDLERS = {"functions/predict.lambda_handler", "functions/feedback.lambda_handler"}
+
+
+def test_functions_get_the_domain_layer_and_powertools_and_only_workflow_ones_get_pandas(resources):
     for name, fn in functions(resources).items():
         layers = fn["Properties"]["Layers"]
         assert {"Ref": "DomainLambdaLayer"} in layers
         assert any("/aws/service/powertools/python/x86_64/python3.12/" in json.dumps(layer) for layer in layers)
         has_pandas = any("AWSSDKPandas-Python312" in json.dumps(layer) for layer in layers)
-        assert has_pandas == (fn["Properties"]["Handler"] == "functions/merge_data.lambda_handler"), name
+        assert has_pandas == (fn["Properties"]["Handler"] not in API_HANDLERS), name
 
 
 def zip_entries(path: Path) -> list[zipfile.ZipInfo]:
