@@ -183,6 +183,119 @@ def add_aws_parsers(sub) -> None:
     p.set_defaults(func=cmd_aws_teardown)
 
 
+# ------------------------------------------------------------------------------------ hyperparameter tuning (issue 7)
+def _tune_number(value: str, option: str, kind: type):
+    from autobert.tuning import TuningConfigError
+
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise TuningConfigError(f"{option} must be a number, got {value!r}") from None
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run a local tuning study (Optuna) over the training job; the record goes to tuning/<study_id>/study.json."""
+    from autobert.bootstrap import bootstrap
+    from autobert.tuning import validate_budget
+    from autobert.tuning.local import LocalTuner, new_study_id
+    from autobert.tuning.service import (
+        current_defaults,
+        format_study,
+        format_trial,
+        parse_assignments,
+        resolve_space,
+        resolve_train_channel,
+    )
+
+    settings = get_settings()
+    trials = _tune_number(args.trials, "--trials", int) if args.trials is not None else settings.tuning_trials
+    timeout = (_tune_number(args.timeout, "--timeout", float) if args.timeout is not None
+               else settings.tuning_timeout_seconds)
+    validate_budget(trials, timeout)
+    space = resolve_space(settings, args.space)
+    static = {"model-name": args.model_name or settings.model_name, "seed": str(settings.seed),
+              **settings.tuning_static_hyperparameters, **parse_assignments(args.set)}
+    if args.max_train_samples is not None:
+        static["max-train-samples"] = str(_tune_number(args.max_train_samples, "--max-train-samples", int))
+    space.check_static(static)
+    services = bootstrap(settings)
+    channel = resolve_train_channel(services, args.train)
+    enqueue = [] if args.no_defaults_trial else [space.point(current_defaults(settings, services.store))]
+    study_id = new_study_id()
+    tuner = LocalTuner(store=services.store, space=space, train_channel=channel,
+                       work_dir=settings.home / "tuning", static=static, seed=settings.seed,
+                       startup_trials=(args.startup_trials if args.startup_trials is not None
+                                       else settings.tuning_startup_trials),
+                       threads=settings.tuning_trial_threads,
+                       on_trial=lambda t: print(format_trial(t), file=sys.stderr, flush=True))
+    print(f"study {study_id}: up to {trials} trials / {timeout:g} s on {channel}", file=sys.stderr, flush=True)
+    record = tuner.run(trials, timeout, enqueue=[p for p in enqueue if p], study_id=study_id)
+    print(json.dumps(record, indent=2) if args.json else format_study(record))
+    return 0
+
+
+def cmd_tune_show(args: argparse.Namespace) -> int:
+    from autobert.bootstrap import bootstrap
+    from autobert.tuning import load_defaults_record, load_study
+    from autobert.tuning.service import format_study
+
+    store = bootstrap().store
+    record = load_study(store, args.study)
+    defaults = load_defaults_record(store) or {}
+    if args.json:
+        print(json.dumps({"study": record, "defaults": defaults or None}, indent=2))
+    else:
+        print(format_study(record, defaults))
+    return 0
+
+
+def cmd_tune_apply(args: argparse.Namespace) -> int:
+    """Save a study's best (or a chosen) trial's parameters as the defaults of the next training runs."""
+    from autobert.bootstrap import bootstrap
+    from autobert.tuning import apply_defaults, load_study
+    from autobert.tuning.records import clear_defaults
+
+    store = bootstrap().store
+    if args.clear:
+        had = clear_defaults(store)
+        print("tuned training defaults cleared" if had else "no tuned training defaults were set")
+        return 0
+    defaults = apply_defaults(store, load_study(store, args.study), args.trial)
+    print(json.dumps(defaults, indent=2))
+    return 0
+
+
+def add_tune_parser(sub) -> None:
+    p = sub.add_parser("tune", help="Hyperparameter tuning: run a local study (default), `tune show`, `tune apply`.",
+                       description="Run a local tuning study over training/train.py (Optuna: TPE sampler, median "
+                       "pruning after each epoch). Budget: --trials and --timeout. See docs/tuning.md.")
+    p.add_argument("--trials", help="Most trials (default: AUTOBERT_TUNING_TRIALS).")
+    p.add_argument("--timeout", help="Wall-time budget in seconds (default: AUTOBERT_TUNING_TIMEOUT_SECONDS); a "
+                   "trial still running then is stopped.")
+    p.add_argument("--max-train-samples", help="Train each trial on this many documents (a subsample).")
+    p.add_argument("--train", help="Training data folder (default: the current dataset version, else "
+                   "<home>/prepared).")
+    p.add_argument("--space", help="Search space JSON file (default: AUTOBERT_TUNING_SPACE or the built-in space).")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="Fixed train.py hyperparameter for every trial, e.g. --set max-length=128 (repeatable).")
+    p.add_argument("--model-name", help="Base model (default: AUTOBERT_MODEL_NAME).")
+    p.add_argument("--startup-trials", type=int, help="Completed trials before pruning starts.")
+    p.add_argument("--no-defaults-trial", action="store_true",
+                   help="Do not run the current training defaults as trial 0.")
+    p.add_argument("--json", action="store_true", help="Print the study record as JSON.")
+    p.set_defaults(func=cmd_tune)
+    tune = p.add_subparsers(dest="tune_command", metavar="{show,apply}")
+    s = tune.add_parser("show", help="Show a study's trials and best parameters (default: the newest study).")
+    s.add_argument("--study", help="Study id (default: the newest).")
+    s.add_argument("--json", action="store_true", help="Print the study record and the saved defaults as JSON.")
+    s.set_defaults(func=cmd_tune_show)
+    a = tune.add_parser("apply", help="Save the best parameters as the defaults of the next training runs.")
+    a.add_argument("--study", help="Study id (default: the newest).")
+    a.add_argument("--trial", type=int, help="Apply this trial instead of the best one.")
+    a.add_argument("--clear", action="store_true", help="Forget the tuned defaults.")
+    a.set_defaults(func=cmd_tune_apply)
+
+
 # ---------------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobert", description="Self-improving BERT text classifier.")
@@ -202,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serving_parsers(sub)  # local stack: up, predict, feedback (issue 3)
     add_aws_parsers(sub)  # deployed stack: aws bootstrap|status|teardown (issue 5)
+
+    add_tune_parser(sub)  # hyperparameter tuning (issue 7)
 
     return parser
 

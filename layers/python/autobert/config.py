@@ -80,6 +80,28 @@ class Settings(BaseSettings):
         return (self.api_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
     # --- end serving -----------------------------------------------------------------------------------------------
 
+    # --- Hyperparameter tuning (issue 7): search space, local Optuna tuner, SageMaker tuning jobs ------------------
+    tuning_space: dict[str, dict] | None = Field(None, description="Search space (JSON object: train.py option -> "
+                                                 "{low, high, log, type} or {choices}); default: "
+                                                 "autobert.tuning.space.DEFAULT_SPACE.")
+    tuning_static_hyperparameters: dict[str, str] = Field(default_factory=dict, description="train.py "
+                                                          "hyperparameters fixed for every trial (JSON object).")
+    tuning_trials: int = Field(20, ge=1, description="Local tuner: most trials per study.")
+    tuning_timeout_seconds: float = Field(3600, gt=0, description="Local tuner: wall-time budget (s) of a study.")
+    tuning_startup_trials: int = Field(2, ge=0, description="Local tuner: completed trials before pruning starts.")
+    tuning_trial_threads: int | None = Field(None, ge=1, description="Local tuner: CPU threads per trial process "
+                                             "(OMP_NUM_THREADS); unset = torch's default. 1 is far faster on a "
+                                             "CPU shared with other work.")
+    tuning_max_jobs: int = Field(12, ge=1, description="SageMaker tuning job: most training jobs.")
+    tuning_max_parallel_jobs: int = Field(2, ge=1, description="SageMaker tuning job: training jobs at once.")
+    tuning_use_spot: bool = Field(True, description="SageMaker tuning job: managed spot training jobs.")
+    tuning_max_wait_seconds: int | None = Field(None, ge=60, description="Spot: MaxWaitTimeInSeconds per training "
+                                                "job (>= training_max_run_seconds; default twice it).")
+    tuning_strategy: Literal["Bayesian", "Random"] = Field("Bayesian", description="SageMaker search strategy.")
+    tuning_early_stopping: Literal["Auto", "Off"] = Field("Auto", description="SageMaker training-job early "
+                                                          "stopping (Auto: median rule after each epoch).")
+    # --- end hyperparameter tuning ---------------------------------------------------------------------------------
+
     # --- AWS deployment (issue 5): `autobert aws bootstrap|status|teardown` against the serverless.yml stack -------
     aws_stage: str = Field("dev", pattern=r"^[a-z0-9-]+$", description="Stage the stack was deployed with "
                            "(npx osls deploy --stage ...); the stack is autobert-<stage>.")

@@ -83,3 +83,14 @@ def trigger_served_key(trigger_id: str) -> str:
 
 def run_history(run_id: str) -> str:
     return f"{RUNS}{run_id}/history.json"
+
+
+# --- Hyperparameter tuning (issue 7) ----------------------------------------------------------------------------------
+# tuning/<study_id>/study.json        one local tuning study: budget, space, every trial, best params
+# tuning/defaults.json                best params saved by `autobert tune apply`: defaults of the next training runs
+TUNING = "tuning/"
+TUNING_DEFAULTS = "tuning/defaults.json"
+
+
+def tuning_study(study_id: str) -> str:
+    return f"{TUNING}{study_id}/study.json"
