@@ -128,8 +128,8 @@ def test_the_training_tarball_holds_train_py_requirements_and_the_package_at_its
     data = build_tarball(training_code_files())
     names = list(tar_members(data))
     assert names == sorted(names)
-    assert {"train.py", "requirements.txt", "autobert/__init__.py", "autobert/config.py", "autobert/data.py"} <= set(
-        names)
+    assert {"train.py", "requirements.txt", "autobert/__init__.py", "autobert/config.py", "autobert/data.py",
+            "inference/inference.py", "inference/requirements.txt"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert tar_read(data, "train.py") == (REPO_ROOT / "training" / "train.py").read_bytes()
     assert b"transformers>=5" in tar_read(data, "requirements.txt")

@@ -50,8 +50,12 @@ def package_files(package_dir: Path, prefix: str) -> dict[str, Path]:
 
 def training_code_files(repo: Path = REPO_ROOT) -> dict[str, Path]:
     """``code/sourcedir.tar.gz``: SageMaker's training toolkit unpacks it into /opt/ml/code, installs the root
-    ``requirements.txt`` and runs ``train.py`` (``sagemaker_program``), which imports ``autobert/`` beside it."""
+    ``requirements.txt`` and runs ``train.py`` (``sagemaker_program``), which imports ``autobert/`` beside it.
+    ``inference/`` rides along so the job can put the serving code into the model's ``code/`` folder: the PyTorch
+    serving container only looks there (/opt/ml/model/code), never at an S3 SAGEMAKER_SUBMIT_DIRECTORY."""
     return {"train.py": repo / "training" / "train.py", "requirements.txt": repo / "training" / "requirements.txt",
+            "inference/inference.py": repo / "inference" / "inference.py",
+            "inference/requirements.txt": repo / "inference" / "requirements.txt",
             **package_files(repo / "layers" / "python" / "autobert", "autobert/")}
 
 
