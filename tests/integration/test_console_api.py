@@ -1,0 +1,241 @@
+"""The runs console's JSON API over real stores: run records and histories from the local workflow itself (a real
+failed run) or written through RunStore/ModelRegistry, the registry, feedback merged by the real merge step."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pandas as pd
+import pytest
+import requests
+from autobert.bootstrap import Services
+from autobert.config import REPO_ROOT, Settings
+from autobert.console import make_server
+from autobert.data import export_dataset
+from autobert.feedback import FeedbackStore
+from autobert.workflow.local import LocalWorkflow
+from autobert.workflow.merge import import_initial_dataset, merge_feedback
+from autobert.workflow.registry import ModelRegistry
+from console_helpers import HAPPY_PATH, register_evaluated, write_run
+
+
+@pytest.fixture
+def services(tmp_path) -> Services:
+    return Services(Settings(home=tmp_path / "home", local_wait_ms=0, local_retry_ms=0, feedback_threshold=5))
+
+
+@pytest.fixture
+def console(services):
+    server = make_server(services)
+    server.start()
+    yield server
+    server.stop()
+
+
+def get(console, path: str) -> requests.Response:
+    return requests.get(console.url + path, timeout=10)
+
+
+def post(console, path: str, body=None, **headers) -> requests.Response:
+    return requests.post(console.url + path, json=body if body is not None else {}, headers=headers, timeout=60)
+
+
+def test_a_failed_local_run_is_listed_with_its_error_and_its_states_coloured_from_its_real_history(services, console):
+    run = LocalWorkflow(services).request("manual", wait=True)["run"]  # no dataset: MergeData fails, caught
+    runs = get(console, "/api/runs").json()["runs"]
+    assert [r["run_id"] for r in runs] == [run["run_id"]]
+    assert runs[0]["status"] == "failed" and runs[0]["trigger"] == "manual"
+    assert runs[0]["error"] == "NoDatasetError" and runs[0]["duration_seconds"] is not None
+
+    detail = get(console, f"/api/runs/{run['run_id']}").json()
+    outcomes = {name: s["outcome"] for name, s in detail["states"].items()}
+    assert outcomes["MergeData"] == "failed"  # caught: the Catch took the run to RecordFailure
+    assert outcomes["RecordFailure"] == "succeeded"
+    assert outcomes["RunFailed"] == "failed"
+    assert {n for n, o in outcomes.items() if o == "not_reached"} == set(outcomes) - {
+        "MergeData", "RecordFailure", "RunFailed"}
+    merge = detail["states"]["MergeData"]["visits"][0]
+    assert merge["error"] == "NoDatasetError" and "no current dataset" in merge["cause"]
+    assert merge["input"]["run_id"] == run["run_id"] and merge["output"]["error"]["Error"] == "NoDatasetError"
+    assert merge["caught_next"] == "RecordFailure" and merge["seconds"] >= 0
+    assert detail["events"][0]["type"] == "ExecutionStarted" and detail["events"][-1]["type"] == "ExecutionFailed"
+
+
+def test_the_graph_is_drawn_from_the_asl_file_itself(console):
+    served = get(console, "/api/statemachine").json()
+    assert served == json.loads((REPO_ROOT / "statemachines" / "retrain.asl.json").read_text())
+
+
+def test_a_run_in_progress_shows_the_state_it_is_in_before_that_state_has_written_anything(services, console):
+    # The local runner writes the history when a state exits: the state after the last exit is the running one;
+    # after a Choice, the one its rules pick for the Choice's output.
+    write_run(services, "r-1", HAPPY_PATH[:4], status="running",
+              overrides={"CheckTraining": {"status": "InProgress", "timed_out": False}})
+    states = get(console, "/api/runs/r-1").json()["states"]
+    assert states["CheckTraining"]["outcome"] == "succeeded"
+    assert states["TrainingStatus"]["outcome"] == "running"
+    assert states["TrainingStatus"]["visits"][-1]["inferred"] is True
+
+    write_run(services, "r-1", HAPPY_PATH[:5], status="running",
+              overrides={"CheckTraining": {"status": "InProgress", "timed_out": False}})
+    states = get(console, "/api/runs/r-1").json()["states"]
+    assert states["WaitForTraining"]["outcome"] == "running"  # the Choice's Default: wait and check again
+    assert len(states["WaitForTraining"]["visits"]) == 2 and states["Evaluate"]["outcome"] == "not_reached"
+
+    write_run(services, "r-1", HAPPY_PATH[:5], status="running")  # training Completed
+    assert get(console, "/api/runs/r-1").json()["states"]["Evaluate"]["outcome"] == "running"
+
+    write_run(services, "r-1", HAPPY_PATH, status="succeeded", end="succeeded")
+    detail = get(console, "/api/runs/r-1").json()
+    assert {s["outcome"] for n, s in detail["states"].items() if n in HAPPY_PATH} == {"succeeded"}
+    assert detail["finished_at"] and detail["status"] == "succeeded"
+
+
+def test_a_run_shows_the_gate_result_with_holdout_scores_before_and_after(services, console):
+    write_run(services, "r-2", HAPPY_PATH, status="succeeded", end="succeeded", trigger="threshold",
+              model_version="ab-2", dataset_version="d-2", training_job="ab-2", live_version_before="ab-1")
+    register_evaluated(services, "ab-2", "r-2", promote=True, before=(0.81, 0.80), after=(0.84, 0.83),
+                       status="candidate", live_version="ab-1")
+    write_run(services, "r-3", HAPPY_PATH[:7] + ["CandidateRejected"], status="rejected", model_version="ab-3",
+              overrides={"Evaluate": {"promote": False}})
+    register_evaluated(services, "ab-3", "r-3", promote=False, before=(0.84, 0.83), after=(0.5, 0.4),
+                       status="rejected")
+    runs = {r["run_id"]: r for r in get(console, "/api/runs").json()["runs"]}
+    promoted = runs["r-2"]
+    assert promoted["trigger"] == "threshold" and promoted["dataset_version"] == "d-2"
+    assert promoted["model_version"] == "ab-2" and promoted["training_job"] == "ab-2"
+    assert promoted["evaluation"]["result"] == "promoted"
+    assert promoted["evaluation"]["before"] == {"accuracy": 0.81, "macro_f1": 0.80}
+    assert promoted["evaluation"]["after"] == {"accuracy": 0.84, "macro_f1": 0.83}
+    assert runs["r-3"]["evaluation"]["result"] == "rejected" and runs["r-3"]["evaluation"]["reasons"]
+    assert get(console, "/api/runs/r-3").json()["states"]["CandidateRejected"]["outcome"] == "succeeded"
+
+
+def test_models_are_listed_newest_first_with_the_live_one_marked(services, console):
+    registry = ModelRegistry(services.store)
+    register_evaluated(services, "ab-1", "r-1", promote=True, before=None, after=(0.8, 0.79), status="candidate",
+                       model_uri="/models/ab-1")
+    registry.mark_live("ab-1")
+    time.sleep(1.1)  # created_at has one-second resolution
+    register_evaluated(services, "ab-2", "r-2", promote=True, before=(0.8, 0.79), after=(0.83, 0.82),
+                       status="candidate", model_uri="/models/ab-2")
+    registry.mark_live("ab-2")
+    data = get(console, "/api/models").json()
+    assert data["live"]["version"] == "ab-2"
+    models = data["models"]
+    assert [m["version"] for m in models] == ["ab-2", "ab-1"]
+    assert models[0]["live"] and not models[0]["can_roll_back"]
+    assert models[1]["status"] == "retired" and models[1]["can_roll_back"]
+    assert models[0]["metrics"]["accuracy"] == 0.83 and models[0]["holdout"]["macro_f1"] == 0.82
+    assert get(console, "/api/health").json()["live"]["version"] == "ab-2"
+
+
+def test_feedback_counts_only_items_since_the_last_merge_per_label(services, console):
+    df = pd.DataFrame({"id": [f"d{i}" for i in range(12)], "text": [f"document number {i}" for i in range(12)],
+                       "label": ["sci.space", "rec.autos", "talk.politics.guns"] * 4})
+    import_initial_dataset(services.store, df, sorted(set(df["label"])), holdout_fraction=0.25, seed=1)
+    feedback = FeedbackStore(services.store)
+    feedback.submit("the shuttle launch slipped again", "sci.space")
+    feedback.submit("my engine knocks at idle", "rec.autos")
+    merged = merge_feedback(services.store)
+    assert get(console, "/api/feedback").json()["total"] == 0
+    for text in ("orbital mechanics homework", "mars rover landing", "a new moon mission"):
+        feedback.submit(text, "sci.space")
+    feedback.submit("brake pads squeal", "rec.autos")
+    feedback.submit("a brand new label", "comp.graphics")
+    data = get(console, "/api/feedback").json()
+    assert data["total"] == 5 and data["threshold"] == 5
+    assert data["labels"] == [{"label": "sci.space", "count": 3}, {"label": "comp.graphics", "count": 1},
+                              {"label": "rec.autos", "count": 1}]
+    assert data["dataset_version"] == merged.dataset_version
+
+
+def test_rollback_answers_clear_errors_for_unknown_live_and_unreachable_versions(services, console):
+    registry = ModelRegistry(services.store)
+    register_evaluated(services, "ab-1", "r-1", promote=True, before=None, after=(0.8, 0.79), status="candidate",
+                       model_uri="/models/ab-1")
+    registry.mark_live("ab-1")
+    register_evaluated(services, "ab-0", "r-0", promote=True, before=None, after=(0.7, 0.69), status="retired",
+                       model_uri="/models/ab-0")
+    response = post(console, "/api/models/nope/rollback")
+    assert response.status_code == 404 and "nope" in response.json()["message"]
+    response = post(console, "/api/models/ab-1/rollback")
+    assert response.status_code == 409 and "already live" in response.json()["message"]
+    # No endpoint listens at the configured address: 503, the rollback is recorded failed, nothing changed.
+    unreachable = Services(services.settings.model_copy(update={"endpoint_url": "http://127.0.0.1:9"}))
+    server = make_server(unreachable)
+    server.start()
+    try:
+        response = requests.post(server.url + "/api/models/ab-0/rollback", json={}, timeout=30)
+    finally:
+        server.stop()
+    assert response.status_code == 503 and "not running" in response.json()["message"]
+    assert registry.live()["version"] == "ab-1"
+    failed = [r for r in get(console, "/api/runs").json()["runs"] if r["trigger"] == "rollback"]
+    assert failed and failed[0]["status"] == "failed"
+
+
+def test_writes_need_a_json_body_from_the_console_itself(console):
+    response = requests.post(console.url + "/api/retrain", data="{}", headers={"Content-Type": "text/plain"},
+                             timeout=10)
+    assert response.status_code == 415
+    response = post(console, "/api/retrain", Origin="http://evil.example")
+    assert response.status_code == 403 and "cross-origin" in response.json()["message"]
+    response = requests.get(console.url + "/api/runs", headers={"Host": "evil.example"}, timeout=10)
+    assert response.status_code == 403
+    response = post(console, "/api/retrain", {"full": "yes"})
+    assert response.status_code == 400 and "full" in response.json()["message"]
+    response = requests.post(console.url + "/api/retrain", data="[1", headers={"Content-Type": "application/json"},
+                             timeout=10)
+    assert response.status_code == 400 and "JSON" in response.json()["message"]
+
+
+def test_unknown_routes_and_ids_get_json_errors(console):
+    assert get(console, "/api/runs/r-missing").status_code == 404
+    response = get(console, "/api/runs/..%2F..%2Fetc")
+    assert response.status_code in (400, 404) and "message" in response.json()
+    assert get(console, "/static/../server.py").status_code == 404
+    assert get(console, "/api/nothing").json()["message"].startswith("no route")
+    assert requests.delete(console.url + "/api/runs", timeout=10).status_code == 405
+
+
+def test_the_page_and_its_modules_are_served_from_the_package_with_no_external_assets(console):
+    page = get(console, "/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    for name in ("app.js", "graph.js", "console.css"):
+        asset = get(console, f"/static/{name}")
+        assert asset.status_code == 200, name
+        urls = set(re.findall(r"https?://[^\s'\"`)]+", asset.text)) - {"http://www.w3.org/2000/svg"}  # a name
+        assert not urls, (name, urls)
+
+
+@pytest.mark.slow
+def test_start_retrain_records_a_manual_trigger_and_a_run_serves_it(tmp_path):
+    df = pd.DataFrame({"id": [f"d{i}" for i in range(12)], "text": [f"document number {i}" for i in range(12)],
+                       "label": ["sci.space", "rec.autos", "talk.politics.guns"] * 4})
+    labels = sorted(set(df["label"]))
+    df["label_id"] = df["label"].map(labels.index)
+    seed = export_dataset(df, labels, tmp_path / "seed")
+    # A training configuration train.py refuses: the run fails fast at TrainingStatus, with no model trained.
+    services = Services(Settings(home=tmp_path / "home", seed_dataset=seed, holdout_fraction=0.25,
+                                 local_wait_ms=50, local_retry_ms=10, train_hyperparameters={"max-length": "4"}))
+    server = make_server(services)
+    server.start()
+    try:
+        response = requests.post(server.url + "/api/retrain", json={}, timeout=60)
+        assert response.status_code == 202, response.text
+        assert response.json()["trigger"]["kind"] == "manual"
+        deadline = time.monotonic() + 120
+        runs = []
+        while time.monotonic() < deadline:
+            runs = requests.get(server.url + "/api/runs", timeout=10).json()["runs"]
+            if runs and runs[0]["status"] in ("succeeded", "rejected", "failed"):
+                break
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    assert runs and runs[0]["trigger"] == "manual", runs
+    assert runs[0]["status"] == "failed" and runs[0]["error"] == "TrainingJobFailed", runs[0]
