@@ -167,3 +167,44 @@ def test_a_tuning_job_needs_the_role_and_image_settings():
 def test_state_from_description_reads_moto_and_real_shapes_alike():
     state = state_from_description(described("Completed", "abt-1-004-bb"))
     assert state.best_objective == 0.83 and state.counters == {"Completed": 2, "InProgress": 1}
+
+
+# ------------------------------------------------------------------------------------- the workflow's task steps
+def test_the_tuning_steps_start_a_job_over_the_runs_data_and_hand_on_the_best_training_job(aws, settings):
+    from autobert.bootstrap import Services
+    from autobert.tuning import load_study
+    from autobert.tuning.steps import check_tuning, start_tuning
+    from autobert.workflow.runs import RunStore
+
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-bucket")
+    services = Services(settings)
+    event = {"run_id": "run-1", "merge": {"channels": {"train": "datasets/v1/", "validation": None},
+                                          "holdout_version": "v1", "dataset_version": "v1", "warm": False}}
+    training = start_tuning(services, event)
+    assert training["job_name"] == training["tuning_job"] and len(training["tuning_job"]) <= 32
+    assert training["deadline"] > training["started_at"] and training["model_version"] is None
+    sent = aws.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=training["tuning_job"])
+    definition = sent["TrainingJobDefinition"]
+    assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in definition["InputDataConfig"]} == {
+        "train": "s3://autobert-bucket/datasets/v1/", "holdout": "s3://autobert-bucket/holdout/v1/"}
+    static = definition["StaticHyperParameters"]
+    assert static["sagemaker_program"] == "train.py" and "model-version" not in static
+    assert "learning-rate" not in static  # searched, not fixed
+    assert definition["OutputDataConfig"]["S3OutputPath"] == "s3://autobert-bucket/models/"
+
+    status = check_tuning(services, {**event, "training": training})
+    best = status["best_training_job"]
+    assert status["status"] == "Completed" and status["model_version"] == best and not status["timed_out"]
+    assert status["model_uri"] == f"s3://autobert-bucket/models/{best}/output/model.tar.gz"
+    assert status["output_uri"] == f"s3://autobert-bucket/models/{best}/output/output.tar.gz"
+    record = load_study(services.store, training["tuning_job"])
+    assert record["backend"] == "sagemaker" and record["best_training_job"] == best
+    assert RunStore(services.store).get("run-1")["tuning"]["best_training_job"] == best
+
+
+def test_the_tuning_path_refuses_local_mode(tmp_path):
+    from autobert.bootstrap import Services
+    from autobert.tuning.steps import start_tuning
+
+    with pytest.raises(TuningConfigError, match="autobert tune"):
+        start_tuning(Services(Settings(mode="local", home=tmp_path)), {"run_id": "r", "merge": {}})
