@@ -7,14 +7,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
+# The runs console's browser tests drive Debian's chromium (never a downloaded browser).
+BROWSER_STAMP := $(VENV)/.chromium-stamp
 
 .PHONY: setup up test lint bench-train bench-serving bench-retrain clean
 
-setup: $(STAMP) $(NODE_STAMP)
+setup: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+$(BROWSER_STAMP): $(STAMP)
+	command -v chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
