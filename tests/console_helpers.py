@@ -60,6 +60,8 @@ def write_run(services, run_id: str, states: list[str], *, status: str, end: str
     except Exception:  # noqa: BLE001 — UnknownRun: first write
         runs.create(run_id, trigger=fields.pop("trigger", "manual"), executor="local", full=False)
     runs.put_history(run_id, events)
+    if end:  # the executor's last write: the run is over
+        fields["execution_status"] = end.upper()
     return runs.update(run_id, status=status, states=state_timings(events), **fields)
 
 

@@ -87,8 +87,15 @@ def test_a_run_in_progress_shows_the_state_it_is_in_before_that_state_has_writte
     write_run(services, "r-1", HAPPY_PATH[:5], status="running")  # training Completed
     assert get(console, "/api/runs/r-1").json()["states"]["Evaluate"]["outcome"] == "running"
 
+    # CheckEndpoint records the promotion (status succeeded) before the run's last states: still followed.
+    write_run(services, "r-1", HAPPY_PATH[:10], status="succeeded")
+    detail = get(console, "/api/runs/r-1").json()
+    assert detail["status"] == "succeeded" and detail["final"] is False
+    assert detail["states"]["EndpointStatus"]["outcome"] == "running"
+
     write_run(services, "r-1", HAPPY_PATH, status="succeeded", end="succeeded")
     detail = get(console, "/api/runs/r-1").json()
+    assert detail["final"] is True
     assert {s["outcome"] for n, s in detail["states"].items() if n in HAPPY_PATH} == {"succeeded"}
     assert detail["finished_at"] and detail["status"] == "succeeded"
 

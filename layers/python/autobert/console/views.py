@@ -19,7 +19,6 @@ from autobert.workflow.merge import current_dataset, feedback_id, feedback_keys,
 from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.runs import FINISHED, RunStore
 
-ACTIVE = ("starting", "running")
 OUTCOMES = ("succeeded", "failed", "running", "not_reached")
 
 
@@ -32,6 +31,13 @@ def parse_time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_final(run: dict) -> bool:
+    """The run has ended and its record is complete. A step records the outcome (succeeded, rejected, failed) a
+    moment before the run's last states; the local executor writes ``execution_status`` after the very last one,
+    so until then the page keeps following it."""
+    return run.get("status") in FINISHED and (run.get("executor") != "local" or "execution_status" in run)
 
 
 def duration_seconds(run: dict, now: datetime | None = None) -> float | None:
@@ -73,6 +79,7 @@ def run_summary(run: dict, records: dict[str, dict], now: datetime | None = None
     return {
         "run_id": run.get("run_id"),
         "status": run.get("status", "unknown"),
+        "final": is_final(run),
         "trigger": run.get("trigger"),
         "trigger_kinds": run.get("trigger_kinds") or ([run["trigger"]] if run.get("trigger") else []),
         "started_at": run.get("started_at"),
@@ -113,7 +120,8 @@ def run_detail(services: Services, run_id: str, definition: dict) -> dict:
             record = None
     summary = run_summary(run, {record["version"]: record} if record else {})
     return {**summary, "record": run, "events": events, "has_history": bool(events),
-            "states": state_views(definition, events, run.get("status", ""))}
+            "states": state_views(definition, events, active=not is_final(run), failed=run.get("status") == "failed",
+                                  started=run.get("status") == "running")}
 
 
 # ---------------------------------------------------------------------------------------------- per-state view
@@ -179,7 +187,8 @@ def next_state(definition: dict, name: str, output: Any, caught_next: str | None
     return None if state.get("End") else state.get("Next")
 
 
-def state_views(definition: dict, events: list[dict], run_status: str) -> dict[str, dict]:
+def state_views(definition: dict, events: list[dict], *, active: bool, failed: bool = False,
+                started: bool = False) -> dict[str, dict]:
     """Per ASL state: ``outcome`` (one of OUTCOMES) and ``visits`` (entered/exited epoch ms, seconds, input,
     output, error, cause, retries). A state the run is in but whose entry the history does not show yet (local
     runs write the history when a state exits) is inferred from the last exit: ``inferred: true``."""
@@ -219,17 +228,16 @@ def state_views(definition: dict, events: list[dict], run_status: str) -> dict[s
                          status="failed" if visit.get("caught") else "succeeded")
             open_visits.pop(name)
             last_exit = (name, state.get("output"), visit.get("caught_next"), ts)
-    active = run_status in ACTIVE
     for visit in open_visits.values():
         if not active:
-            visit["status"] = "failed" if run_status == "failed" or visit.get("error") else "succeeded"
+            visit["status"] = "failed" if failed or visit.get("error") else "succeeded"
     if active and not open_visits:
         start = definition.get("StartAt")
         target, since = None, None
         if last_exit:
             target = next_state(definition, last_exit[0], last_exit[1], last_exit[2])
             since = last_exit[3]
-        elif run_status == "running" and not events:
+        elif started and not events:
             target = start
         if target in views:
             views[target]["visits"].append({"entered": since, "status": "running", "retries": 0, "inferred": True})

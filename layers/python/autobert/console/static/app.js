@@ -246,12 +246,12 @@ async function runDetail(gen, runId) {
     }
     if (gen !== generation) return;
     ui.message.replaceChildren();
-    const key = JSON.stringify([run.status, run.finished_at, run.events.length, run.states, run.evaluation]);
+    const key = JSON.stringify([run.status, run.final, run.finished_at, run.events.length, run.states, run.evaluation]);
     if (key !== state.lastKey) {
       state.lastKey = key;
       drawRun(run, ui, state);
     }
-    if (ACTIVE.has(run.status)) schedule(gen, refresh, POLL_RUN_MS);
+    if (!run.final) schedule(gen, refresh, POLL_RUN_MS);
   };
   refresh();
 }
