@@ -200,3 +200,14 @@ def test_without_a_live_model_the_first_one_is_trained_registered_and_served(mon
     finally:
         endpoint.close()
         get_settings.cache_clear()
+
+
+def test_up_with_a_live_model_that_cannot_load_stops_with_one_clear_line(tmp_path):
+    LocalObjectStore(tmp_path / "bucket").put_json(layout.LIVE_MODEL, {"version": "v9",
+                                                                       "model_uri": str(tmp_path / "gone")})
+    result = subprocess.run([sys.executable, "-m", "autobert.cli", "up"], cwd=REPO, env=stack_env(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("autobert: error:") and "cannot load the live model" in last and "v9" in last
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"event": "stopped"}

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
                                           "only what queued while the previous forward ran; no added latency).")
     endpoint_drain_timeout: float = Field(60.0, gt=0, description="Seconds a swap waits for in-flight requests on "
                                           "the old model before freeing it.")
+    endpoint_torch_threads: int | None = Field(None, ge=1, description="Local endpoint: torch intra-op threads "
+                                               "(default: torch's choice, one per core).")
     api_host: str = Field("127.0.0.1", description="Local API bind address.")
     api_port: int = Field(3000, ge=0, le=65535, description="Local API port (serverless-offline's default).")
     api_url: str | None = Field(None, description="Local API base URL for `autobert predict/feedback`; default "

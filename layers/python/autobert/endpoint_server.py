@@ -434,6 +434,10 @@ def _one_line(exc: BaseException) -> str:
 def make_server(settings: Settings | None = None, host: str | None = None, port: int | None = None,
                 script: Path | None = None) -> EndpointServer:
     settings = settings or get_settings()
+    if settings.endpoint_torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.endpoint_torch_threads)
     address = (host or settings.endpoint_host, settings.endpoint_port if port is None else port)
     return EndpointServer(address, load_script(script or settings.inference_script), settings)
 

@@ -177,9 +177,12 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 300) -> N
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise StackError(f"the local endpoint exited ({process.returncode}); see its log above")
-        with contextlib.suppress(requests.RequestException):
+        with contextlib.suppress(requests.RequestException, ValueError):
             if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                 return
+            status = requests.get(f"{url}/admin/status", timeout=2).json()
+            if status["status"] == "Failed" and status["version"] is None:
+                raise StackError(f"the local endpoint cannot load the live model: {status['error']}")
         time.sleep(0.2)
     raise StackError(f"the local endpoint at {url} did not become healthy within {timeout:.0f}s")
 
