@@ -129,11 +129,13 @@ def predict_fn(data: dict[str, Any], model: TextClassifier) -> dict[str, Any]:
     return {"predictions": predictions, "model_version": model.version}
 
 
-def output_fn(prediction: dict[str, Any], accept: str | None) -> bytes:
+def output_fn(prediction: dict[str, Any], accept: str | None) -> tuple[bytes, str]:
+    """JSON body and its content type (a tuple, so the toolkit labels the response application/json even when the
+    client accepted ``*/*``)."""
     media_types = [part.split(";")[0].strip().lower() for part in (accept or JSON).split(",")]
     if not any(m in (JSON, "*/*", "application/*", "") for m in media_types):
         raise InferenceError(406, f"cannot answer in {accept!r}: accept application/json")
-    return json.dumps(prediction).encode()
+    return json.dumps(prediction).encode(), JSON
 
 
 # -------------------------------------------------------- request merging (used by the local endpoint's batching)

@@ -86,7 +86,8 @@ def test_a_text_over_the_size_limit_is_413(inference, monkeypatch):
 @pytest.mark.parametrize("accept", [None, "application/json", "*/*", "text/html, application/json;q=0.9"])
 def test_output_is_json_for_json_accepting_clients(inference, accept):
     prediction = {"predictions": [{"label": "a", "score": 0.5, "top_k": []}], "model_version": "v1"}
-    assert json.loads(inference.output_fn(prediction, accept)) == prediction
+    body, content_type = inference.output_fn(prediction, accept)
+    assert json.loads(body) == prediction and content_type == "application/json"
 
 
 def test_output_refuses_an_accept_it_cannot_produce(inference):

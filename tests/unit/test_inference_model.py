@@ -28,7 +28,7 @@ def model(inference, tmp_path_factory):
 
 def run(inference, model, request: dict) -> dict:
     data = inference.input_fn(json.dumps(request).encode(), "application/json")
-    return json.loads(inference.output_fn(inference.predict_fn(data, model), "application/json"))
+    return json.loads(inference.output_fn(inference.predict_fn(data, model), "application/json")[0])
 
 
 def test_one_prediction_per_input_in_order_with_scores_and_version(inference, model):

@@ -279,14 +279,16 @@ class EndpointServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
-    def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> bytes:
+    def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
         data = self.script.input_fn(body, content_type)
         with self.host.acquire() as model:
             if self.batching:
                 prediction = self.batcher.submit(model, data)
             else:
                 prediction = self.script.predict_fn(data, model.model)
-        return self.script.output_fn(prediction, accept)
+        result = self.script.output_fn(prediction, accept)
+        # As sagemaker-inference's transformer: output_fn may return (body, content type) or just the body.
+        return result if isinstance(result, tuple) else (result, accept or "application/json")
 
     def swap_in_background(self, version: str, model_uri: str) -> None:
         def run() -> None:
@@ -389,7 +391,7 @@ class EndpointRequestHandler(BaseHTTPRequestHandler):
                 logger.exception("invocation failed")
                 self._error(500, f"internal error in the model server ({type(exc).__name__})")
         else:
-            self._send(200, out)
+            self._send(200, out[0], out[1])
 
     def _admin_model(self) -> None:
         body = self._body()
