@@ -417,6 +417,7 @@ def train(args: argparse.Namespace) -> dict:
             report["components"][name]["linear"] = summary(y, scores.argmax(1))
 
     save_model_folder(Path(args.model_dir), model.cpu(), tokenizer, labels, meta, linear)
+    package_serving_code(Path(args.model_dir))
     wall = time.perf_counter() - started
     metrics = {
         "model_version": args.model_version,
@@ -451,6 +452,26 @@ def train(args: argparse.Namespace) -> dict:
     logger.info("done: model=%s test_accuracy=%s test_macro_f1=%s wall_time=%.0fs", args.model_dir,
                 final.get("accuracy"), final.get("macro_f1"), wall)
     return metrics
+
+
+def package_serving_code(model_dir: Path) -> None:
+    """On SageMaker the source dir carries ``inference/`` beside this script: copy it, with ``autobert``, into the
+    model's ``code/`` folder, which is where the PyTorch serving container looks for the inference script. A local
+    run (no ``inference/`` beside the script) leaves the model folder as it is; the local endpoint imports the code."""
+    source = Path(__file__).resolve().parent / "inference"
+    if not (source / "inference.py").is_file():
+        return
+    import shutil
+
+    import autobert
+
+    code = model_dir / "code"
+    code.mkdir(parents=True, exist_ok=True)
+    for name in ("inference.py", "requirements.txt"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, code / name)
+    shutil.copytree(Path(autobert.__file__).parent, code / "autobert", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def evaluate_on_holdout(candidate: TextClassifier, holdout: Path, live_model: str | None, batch_size: int) -> dict:

@@ -154,3 +154,25 @@ def test_the_stratified_split_is_deterministic_and_keeps_rare_labels_for_trainin
     assert (train_df["label"] == "new").sum() == 3
     assert len(train_df) + len(val_df) + len(test_df) == len(df)
     assert not set(train_df["text"]) & set(val_df["text"])
+
+
+def test_on_sagemaker_the_model_artifact_carries_the_serving_code(tiny_bert, small_dataset, tmp_path):
+    """SageMaker's source dir puts train.py, autobert/ and inference/ side by side: the model gets code/."""
+    import shutil
+
+    src = tmp_path / "sourcedir"
+    src.mkdir()
+    shutil.copy2(TRAIN, src / "train.py")
+    shutil.copytree(REPO / "inference", src / "inference", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {"SM_CHANNEL_TRAIN": str(small_dataset), "SM_MODEL_DIR": str(tmp_path / "model")}
+    result = subprocess.run([sys.executable, str(src / "train.py"), "--model-name", str(tiny_bert), "--epochs", "1",
+                             "--max-length", "32", "--progress", "false", "--fusion", "false"],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    code = tmp_path / "model" / "code"
+    assert (code / "inference.py").read_text() == (REPO / "inference" / "inference.py").read_text()
+    assert (code / "autobert" / "modeling.py").is_file()
+
+
+def test_a_local_run_leaves_no_code_folder_in_the_model(trained):
+    assert not (trained / "model" / "code").exists()
