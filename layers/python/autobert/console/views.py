@@ -240,7 +240,10 @@ def state_views(definition: dict, events: list[dict], *, active: bool, failed: b
         elif started and not events:
             target = start
         if target in views:
-            views[target]["visits"].append({"entered": since, "status": "running", "retries": 0, "inferred": True})
+            visit = {"entered": since, "status": "running", "retries": 0, "inferred": True}
+            if last_exit:
+                visit["input"] = last_exit[1]  # a state's input is the output of the state before it
+            views[target]["visits"].append(visit)
     for view in views.values():
         for visit in view["visits"]:
             if visit.get("entered") is not None and visit.get("exited") is not None:

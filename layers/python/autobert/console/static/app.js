@@ -1,6 +1,6 @@
 // The runs console: a hash-routed single page (#/runs, #/runs/<id>, #/models, #/feedback) over the JSON API.
 // It polls while it is open, so a run in progress updates without a reload.
-import { render as renderGraph } from './graph.js';
+import { render as renderGraph, takenTransitions } from './graph.js';
 
 const POLL_RUN_MS = 1500;
 const POLL_LIST_MS = 2000;
@@ -81,8 +81,8 @@ function evaluationCell(run) {
   const after = ev.after || {};
   return h('div', { class: 'evaluation', 'data-result': ev.result },
     badge(ev.result),
-    h('div', { class: 'sub' },
-      scoreChange('acc', before.accuracy, after.accuracy), ' · ', scoreChange('F1', before.macro_f1, after.macro_f1)));
+    h('div', { class: 'sub' }, scoreChange('acc', before.accuracy, after.accuracy)),
+    h('div', { class: 'sub' }, scoreChange('F1', before.macro_f1, after.macro_f1)));
 }
 
 let toastTimer;
@@ -175,7 +175,7 @@ async function runsPage(gen) {
     try {
       const data = await api('/api/runs');
       if (gen !== generation) return;
-      body.replaceChildren(runsTable(data.runs));
+      body.replaceChildren(h('div', { class: 'table-scroll' }, runsTable(data.runs)));
     } catch (err) {
       if (gen !== generation) return;
       body.replaceChildren(errorBox(err));
@@ -195,8 +195,8 @@ function runsTable(runs) {
         h('td', {}, h('a', { href: `#/runs/${encodeURIComponent(run.run_id)}`, class: 'mono' }, run.run_id)),
         h('td', {}, badge(run.status)),
         h('td', {}, h('span', { class: 'tag' }, run.trigger || '–'), run.full ? h('span', { class: 'sub' }, ' full') : null),
-        h('td', {}, fmtTime(run.started_at)),
-        h('td', {}, fmtTime(run.finished_at)),
+        h('td', { class: 'time' }, fmtTime(run.started_at)),
+        h('td', { class: 'time' }, fmtTime(run.finished_at)),
         h('td', { class: 'num' }, fmtDuration(run.duration_seconds)),
         h('td', { class: 'mono' }, run.dataset_version || '–'),
         h('td', { class: 'mono' }, run.trigger === 'rollback' ? '–' : run.model_version || '–'),
@@ -308,7 +308,7 @@ function drawRun(run, ui, state) {
 
 function drawGraph(run, ui, state, select) {
   if (!definitionCache) return;
-  renderGraph(ui.graph, definitionCache, run.states, state.selected, select);
+  renderGraph(ui.graph, definitionCache, run.states, takenTransitions(run.events, run.states), state.selected, select);
   if (!run.has_history) {
     ui.graph.prepend(h('div', { class: 'sub', style: 'padding:0 12px 6px' },
       ACTIVE.has(run.status) ? 'Waiting for the first state to finish…' : 'No event history recorded for this run.'));
@@ -345,7 +345,9 @@ function drawPanel(run, ui, state) {
   if (v.retries) grid.append(...kv('Retries', String(v.retries)));
   if (v.caught) grid.append(...kv('Caught', `error handled, next: ${v.caught_next || '?'}`));
   children.push(grid);
-  if (v.inferred) children.push(h('p', { class: 'sub' }, 'In progress: its input and output appear when it finishes.'));
+  const asl = definitionCache && definitionCache.States[s.name];
+  if (v.inferred) children.push(h('p', { class: 'sub' }, asl && asl.Type === 'Wait' && asl.Seconds
+    ? `Waiting (${asl.Seconds} s on AWS) before the next step.` : 'In progress: its output appears when it finishes.'));
   if (v.error) {
     children.push(h('div', { class: 'json-block', id: 'state-error' }, h('div', { class: 'label' }, 'Error'),
       json({ Error: v.error, Cause: v.cause }, 'error')));
@@ -410,7 +412,7 @@ async function modelsPage(gen) {
     try {
       const data = await api('/api/models');
       if (gen !== generation) return;
-      body.replaceChildren(modelsTable(data, refresh));
+      body.replaceChildren(h('div', { class: 'table-scroll' }, modelsTable(data, refresh)));
     } catch (err) {
       if (gen !== generation) return;
       body.replaceChildren(errorBox(err));
@@ -428,14 +430,15 @@ function modelsTable(data, refresh) {
     h('tbody', {}, data.models.map((m) => {
       let action = null;
       if (m.live) action = h('span', { class: 'sub' }, 'serving now');
+      else if (m.status === 'rejected') action = h('span', { class: 'sub', title: 'Rejected by the promotion gate; `autobert rollback` can still force it live' }, 'gate said no');
       else if (m.can_roll_back) {
-        action = h('button', { class: 'btn btn-small btn-danger', 'data-rollback': m.version }, 'Roll back to this');
+        action = h('button', { class: 'btn btn-small btn-danger', 'data-rollback': m.version }, 'Roll back');
         action.addEventListener('click', () => rollback(m, data.live, action, refresh));
       }
       return h('tr', { 'data-version': m.version, 'data-status': m.status, 'data-live': m.live ? 'true' : 'false' },
         h('td', { class: 'mono' }, m.version),
         h('td', {}, badge(m.live ? 'live' : m.status)),
-        h('td', {}, fmtTime(m.created_at)),
+        h('td', { class: 'time' }, fmtTime(m.created_at)),
         h('td', { class: 'mono' }, m.dataset_version || '–'),
         h('td', {}, m.run_id ? h('a', { class: 'mono', href: `#/runs/${encodeURIComponent(m.run_id)}` }, m.run_id) : '–'),
         h('td', { class: 'num' }, fmtScore(m.metrics.accuracy)),
@@ -449,9 +452,8 @@ function modelsTable(data, refresh) {
 
 async function rollback(model, live, button, refresh) {
   const current = live ? live.version : 'none';
-  const warning = model.status === 'rejected' ? ' This version was REJECTED by the promotion gate.' : '';
   const ok = await confirmDialog(`Roll back to ${model.version}?`,
-    `The endpoint swaps to ${model.version} with no downtime and ${current} is retired. The rollback is recorded as a run.${warning}`,
+    `The endpoint swaps to ${model.version} with no downtime and ${current} is retired. The rollback is recorded as a run.`,
     'Roll back');
   if (!ok) return;
   button.disabled = true;

@@ -212,8 +212,19 @@ function flowPath(points) {
   return d;
 }
 
-// Draw into `container`; `outcomes` maps state name → {outcome, visits}; `onSelect(name)` on a click.
-export function render(container, definition, outcomes, selected, onSelect) {
+// Transitions the run took, as "from>to": successive state entries in its history, plus the state it is in now.
+export function takenTransitions(events, outcomes) {
+  const sequence = events.filter((e) => e.type === 'StateEntered' && e.state).map((e) => e.state.name);
+  const current = Object.values(outcomes).find((s) => s.visits.length && s.visits[s.visits.length - 1].inferred);
+  if (current) sequence.push(current.name);
+  const taken = new Set();
+  for (let i = 1; i < sequence.length; i += 1) taken.add(`${sequence[i - 1]}>${sequence[i]}`);
+  return taken;
+}
+
+// Draw into `container`; `outcomes` maps state name → {outcome, visits}; `taken` holds "from>to" transitions the
+// run took; `onSelect(name)` on a click.
+export function render(container, definition, outcomes, taken, selected, onSelect) {
   const g = layout(definition);
   const svg = el('svg', { class: 'sfn', viewBox: `0 0 ${g.width} ${g.height}`, style: `max-width:${g.width}px`,
     role: 'img', 'aria-label': 'State machine graph' });
@@ -225,7 +236,6 @@ export function render(container, definition, outcomes, selected, onSelect) {
   }
   const edgesLayer = el('g', { class: 'edges' }, svg);
   const nodesLayer = el('g', { class: 'nodes' }, svg);
-  const visited = (n) => outcomes[n] && outcomes[n].outcome !== 'not_reached';
   const top = (n) => [n.x, n.y];
   const bottom = (n) => [n.x, n.y + NODE_H];
 
@@ -242,7 +252,7 @@ export function render(container, definition, outcomes, selected, onSelect) {
   for (const e of g.edges) {
     const a = g.nodes.get(e.from);
     const b = g.nodes.get(e.to);
-    const taken = visited(e.from) && visited(e.to) && e.kind !== 'catch';
+    const took = taken.has(`${e.from}>${e.to}`);
     let d;
     let cls = 'edge';
     if (e.kind === 'catch') {
@@ -260,8 +270,8 @@ export function render(container, definition, outcomes, selected, onSelect) {
     } else {
       d = flowPath([bottom(a), ...(e.chain || []).map((m) => [m.x, m.y + NODE_H / 2]), top(b)]);
     }
-    if (taken) cls += ' taken';
-    const marker = e.kind === 'catch' ? 'arrow-catch' : taken ? 'arrow-taken' : 'arrow';
+    if (took) cls += ' taken';
+    const marker = e.kind === 'catch' ? 'arrow-catch' : took ? 'arrow-taken' : 'arrow';
     const path = el('path', { class: cls, d, 'marker-end': `url(#${marker})`, 'data-from': e.from,
       'data-to': e.to, 'data-kind': e.kind }, edgesLayer);
     el('title', {}, path).textContent = `${e.from} → ${e.to}: ${e.title}`;
