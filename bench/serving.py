@@ -38,9 +38,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import requests
-import torch
+# Like for like: the in-process measurements (the model's own time, the pipeline baseline) run under the OpenMP wait
+# policy `autobert up` gives the endpoint (AUTOBERT_ENDPOINT_OMP_WAIT_POLICY, PASSIVE by default). It must be set
+# before torch is imported. With spinning (ACTIVE) threads a busy 2-core machine slows every forward many times over.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import requests  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +59,7 @@ CLIENTS = (1, 4, 16)
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
 
 
 def stats(samples: list[float]) -> dict:
@@ -122,6 +127,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
         env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
                     "AUTOBERT_API_PORT": "0", "AUTOBERT_MAX_TEXT_CHARS": "1000000",
+                    "AUTOBERT_ENDPOINT_OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],
                     # The local workflow's scheduler, if `up` runs one, must not start retraining mid-benchmark.
                     "AUTOBERT_SCHEDULE_ENABLED": "false", "AUTOBERT_FEEDBACK_THRESHOLD": "1000000000"})
         self.log = open(home / "stack.log", "w")  # noqa: SIM115 — closed in stop()

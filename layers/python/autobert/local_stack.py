@@ -139,7 +139,10 @@ def start_endpoint(settings: Settings, live: dict | None, timeout: float = 120) 
            "--port", str(settings.endpoint_port)]
     if live:
         cmd += ["--model-dir", live["model_uri"], "--version", live["version"]]
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    env = dict(os.environ)  # the child's environment: ours plus its OpenMP policy (torch reads it at import)
+    if settings.endpoint_omp_wait_policy:
+        env.setdefault("OMP_WAIT_POLICY", settings.endpoint_omp_wait_policy)
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
     line = _readline(process, timeout)
     try:
         url = json.loads(line)["url"]
