@@ -31,7 +31,7 @@ up: setup
 	$(VENV)/bin/autobert up
 
 test: setup
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -344,8 +344,10 @@ def train(args: argparse.Namespace) -> dict:
     for epoch in range(1, n_epochs + 1):
         model.train()
         epoch_start, epoch_loss, epoch_samples = time.perf_counter(), 0.0, 0
+        # Without a terminal (SageMaker, CloudWatch, CI logs) redraw rarely: every redraw becomes a log line.
         bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not args.progress,
-                   total=min(steps_per_epoch, total_steps - step), file=sys.stderr)
+                   total=min(steps_per_epoch, total_steps - step), file=sys.stderr,
+                   mininterval=0.1 if sys.stderr.isatty() else 30)
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -391,6 +393,12 @@ def train(args: argparse.Namespace) -> dict:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if history:
+        # The kept (best) epoch's line again, last: SageMaker's tuner takes the final value of its objective metric.
+        kept = history[best_epoch - 1] if best_epoch else history[-1]
+        logger.info("kept: epoch=%d train_loss=%.4f val_accuracy=%.4f val_macro_f1=%.4f samples_per_second=%.2f",
+                    kept["epoch"], kept["train_loss"], kept.get("val_accuracy", float("nan")),
+                    kept.get("val_macro_f1", float("nan")), kept["samples_per_second"])
 
     meta = ModelMeta(model_version=args.model_version, base_model=base_model, max_length=args.max_length,
                      truncation=args.truncation)

@@ -81,8 +81,11 @@ def test_the_metric_regexes_parse_the_training_scripts_real_epoch_lines(tiny_ber
     lines = run.stderr.splitlines()
     parsed = [parse_metrics(line) for line in lines]
     reports = [p for p in parsed if p]
-    assert len(reports) == len(history) == 2  # exactly the epoch lines, nothing else (e.g. not the done: line)
-    for report, epoch in zip(reports, history, strict=True):
+    # Exactly the epoch lines, then the kept (best) epoch's line again; nothing else (e.g. not the done: line).
+    best = json.loads((tmp_path / "m" / "metrics.json").read_text())["training"]["best_epoch"]
+    assert len(history) == 2
+    assert len(reports) == 3 and lines[[i for i, p in enumerate(parsed) if p][-1]].count("kept: epoch=") == 1
+    for report, epoch in zip(reports, [*history, history[best - 1]], strict=True):
         assert report["epoch"] == epoch["epoch"]
         assert report["validation:macro_f1"] == pytest.approx(epoch["val_macro_f1"], abs=5e-5)
         assert report["validation:accuracy"] == pytest.approx(epoch["val_accuracy"], abs=5e-5)

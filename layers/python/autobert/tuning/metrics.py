@@ -6,7 +6,9 @@ training/train.py logs one line per epoch in a fixed form (through Python loggin
 
 SageMaker applies each ``Regex`` to the job's log and keeps the first capture group as the metric's value; the local
 tuner applies the very same regexes to the lines of its training process, so both tuners see the same numbers.
-Each regex is anchored on ``epoch=<n>`` so no other line (e.g. ``done: ... test_macro_f1=...``) can match.
+Each regex is anchored on ``epoch=<n>`` so no other line (e.g. ``done: ... test_macro_f1=...``) can match. After
+training, the kept (best) epoch's line is logged once more as ``kept: epoch=...``, so SageMaker's last value of the
+objective is the kept model's; the local tuner reports per epoch and skips that repeat (``parse_epoch``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def parse_metrics(line: str) -> dict[str, float]:
 
 def parse_epoch(line: str) -> tuple[int, float] | None:
     """``(epoch, validation macro-F1)`` if the line is an epoch report with a validation score, else None."""
+    if "kept: epoch=" in line:
+        return None
     found = parse_metrics(line)
     if "epoch" in found and OBJECTIVE_METRIC in found:
         return int(found["epoch"]), found[OBJECTIVE_METRIC]
