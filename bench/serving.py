@@ -24,6 +24,7 @@ pipeline's. Results go to ``bench/results/serving.json``. Not a test: minutes of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -184,13 +185,20 @@ def timed_calls(call, texts: list[str], n: int, warmup: int = 3) -> list[float]:
     return times
 
 
-def throughput(make_call, texts: list[str], clients: int, total: int) -> dict:
-    """``total`` requests spread over ``clients`` threads (each with its own client); requests/s and errors."""
+def throughput(make_call, texts: list[str], clients: int, total: int, warmup: int = 3) -> dict:
+    """``total`` requests spread over ``clients`` threads (each with its own client), timed after every client has
+    made ``warmup`` requests (so connections exist and the API has as many warm handler instances as clients)."""
     errors: list[str] = []
     per_client = max(1, total // clients)
+    ready = threading.Barrier(clients + 1)
+    finished = threading.Barrier(clients + 1)
 
     def worker(index: int) -> int:
         call = make_call()
+        for i in range(warmup):
+            with contextlib.suppress(Exception):
+                call(texts[(index + i) % len(texts)])
+        ready.wait()
         done = 0
         for i in range(per_client):
             try:
@@ -198,13 +206,16 @@ def throughput(make_call, texts: list[str], clients: int, total: int) -> dict:
                 done += 1
             except Exception as exc:  # counted and reported, the run goes on
                 errors.append(repr(exc)[:200])
+        finished.wait()
         return done
 
-    make_call()(texts[0])  # warm
-    start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        done = sum(pool.map(worker, range(clients)))
-    elapsed = time.perf_counter() - start
+        futures = [pool.submit(worker, i) for i in range(clients)]
+        ready.wait()
+        start = time.perf_counter()
+        finished.wait()
+        elapsed = time.perf_counter() - start
+        done = sum(f.result() for f in futures)
     return {"clients": clients, "requests": done, "seconds": round(elapsed, 2),
             "requests_per_s": round(done / elapsed, 2), "errors": len(errors), "first_error": errors[:1]}
 
