@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from autobert.config import Settings, get_settings
-from autobert.ports import EndpointClient, EndpointDeployer, ObjectStore
+from autobert.ports import EndpointClient, EndpointDeployer, ObjectStore, TrainingJobs
 
 
 @dataclass
@@ -69,6 +69,33 @@ class Services:
 
         return LocalEndpointDeployer(self.settings.resolved_endpoint_url, self.settings.endpoint_timeout)
     # --- end serving ------------------------------------------------------------------------------------------------
+
+    # --- retraining workflow (issue 4) -------------------------------------------------------------------------------
+    @cached_property
+    def training_jobs(self) -> TrainingJobs:
+        if self.aws:
+            from autobert.adapters.sagemaker_training import SageMakerTrainingJobs, code_uri
+
+            return SageMakerTrainingJobs(self.client("sagemaker"), self.settings, code_uri(self.store))
+        from autobert.adapters.local_training import LocalTrainingJobs
+        from autobert.config import REPO_ROOT
+
+        return LocalTrainingJobs(self.settings.home / "training-jobs", REPO_ROOT / "training" / "train.py")
+
+    @cached_property
+    def sagemaker_deployer(self) -> EndpointDeployer:
+        """CreateModel + CreateEndpointConfig + UpdateEndpoint (blue/green); the workflow's AWS deployer."""
+        from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
+
+        return SageMakerEndpointDeployer(self.client("sagemaker"), self.settings)
+
+    @cached_property
+    def workflow_runs(self):
+        """Executions of the retraining state machine (AWS mode)."""
+        from autobert.adapters.stepfunctions import StepFunctionsRuns
+
+        return StepFunctionsRuns(self.client("stepfunctions"), self.settings.state_machine_arn)
+    # --- end retraining workflow -------------------------------------------------------------------------------------
 
 
 def bootstrap(settings: Settings | None = None) -> Services:

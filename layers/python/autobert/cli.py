@@ -296,6 +296,140 @@ def add_tune_parser(sub) -> None:
     a.set_defaults(func=cmd_tune_apply)
 
 
+# ------------------------------------------------------------------------------------ retraining workflow (issue 4)
+def _run_summary(run: dict) -> str:
+    lines = [f"run {run['run_id']}: {run.get('status')}  (trigger {run.get('trigger')}, "
+             f"{'full' if run.get('full') else 'warm-start'} retrain)"]
+    for name in ("training_job", "dataset_version", "model_version", "live_version", "error", "cause"):
+        if run.get(name):
+            lines.append(f"  {name.replace('_', ' ')}: {run[name]}")
+    if run.get("gate"):
+        lines.append(f"  gate: {'promote' if run['gate']['promote'] else 'reject'}: {'; '.join(run['gate']['reasons'])}")
+    states = run.get("states") or []
+    if states:
+        lines.append("  states:")
+        for state in states:
+            took = f"{state['seconds']:8.1f} s" if "seconds" in state else "     ..."
+            error = f"  {state['error']}: {state.get('cause', '')}" if state.get("error") else ""
+            lines.append(f"    {state['name']:<20} {took}{error}")
+    return "\n".join(lines)
+
+
+def _wait_for_aws_run(services, trigger_id: str, poll: float = 15.0) -> dict:
+    import time
+
+    from autobert.workflow.runs import RunStore, is_final
+    from autobert.workflow.triggers import served_by
+
+    while True:
+        run_id = served_by(services.store, trigger_id)
+        if run_id:
+            run = RunStore(services.store).get(run_id)
+            if is_final(run):
+                return run
+        time.sleep(poll)
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Trigger a retraining run (manual trigger); with --wait, follow it to the end."""
+    from autobert.bootstrap import bootstrap
+    from autobert.workflow.start import request_run
+
+    services = bootstrap()
+    result = request_run(services, "manual", full=args.full, wait=args.wait and not services.aws)
+    run = result.get("run")
+    if args.wait and services.aws:
+        run = _wait_for_aws_run(services, result["trigger"]["id"])
+    if run is None:
+        print(json.dumps({k: v for k, v in result.items() if k != "trigger"} | {"trigger": result["trigger"]["id"]}))
+        return 0
+    print(_run_summary(run))
+    return 1 if run["status"] == "failed" else 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from autobert.bootstrap import bootstrap
+    from autobert.workflow.registry import ModelRegistry
+
+    records = ModelRegistry(bootstrap().store).list()
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    if not records:
+        print("no models yet (run `autobert up` or `autobert retrain --wait`)")
+        return 0
+    print(f"{'VERSION':<28} {'STATUS':<10} {'CREATED':<26} {'DATASET':<16} {'HOLDOUT ACC':>11} {'MACRO-F1':>9}")
+    for r in records:
+        cand = (r.get("evaluation") or {}).get("candidate") or {}
+        acc = f"{cand['accuracy']:.4f}" if "accuracy" in cand else "-"
+        f1 = f"{cand['macro_f1']:.4f}" if "macro_f1" in cand else "-"
+        print(f"{r['version']:<28} {r['status']:<10} {r.get('created_at', ''):<26} "
+              f"{r.get('dataset_version') or '-':<16} {acc:>11} {f1:>9}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from autobert.bootstrap import bootstrap
+    from autobert.workflow.rollback import rollback
+
+    services = bootstrap()
+    record = rollback(services, args.version, poll_seconds=15.0 if services.aws else 0.5)
+    print(f"{record['version']} is live again")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from autobert.bootstrap import bootstrap
+    from autobert.workflow.runs import RunStore
+
+    runs = RunStore(bootstrap().store)
+    if args.action == "show":
+        if not args.run_id:
+            print("autobert: error: runs show needs a run id", file=sys.stderr)
+            return 2
+        run = runs.get(args.run_id)
+        if args.json:
+            print(json.dumps({"run": run, "history": runs.history(args.run_id)}, indent=2))
+        else:
+            print(_run_summary(run))
+        return 0
+    records = runs.list()[: args.limit]
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    if not records:
+        print("no runs yet")
+        return 0
+    print(f"{'RUN':<26} {'STATUS':<10} {'TRIGGER':<10} {'STARTED':<26} {'MODEL':<28} ERROR")
+    for r in records:
+        print(f"{r['run_id']:<26} {r.get('status', ''):<10} {r.get('trigger', ''):<10} {r.get('started_at', ''):<26} "
+              f"{r.get('model_version') or '-':<28} {r.get('error') or ''}")
+    return 0
+
+
+def add_workflow_parsers(sub) -> None:
+    p = sub.add_parser("retrain", help="Start a retraining run now (manual trigger); queued if one is running.")
+    p.add_argument("--wait", action="store_true", help="Follow the run to its end and print its states.")
+    p.add_argument("--full", action="store_true", help="Retrain from the base model on the whole dataset instead of "
+                   "a warm start from the live model.")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("models", help="List the model registry: versions, status, holdout scores.")
+    p.add_argument("--json", action="store_true", help="Print the full records as JSON.")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("rollback", help="Put a previous model version back live (same update path as a run).")
+    p.add_argument("version", help="Model version (see `autobert models`).")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("runs", help="List retraining runs; `runs show ID` for one run's states and timings.")
+    p.add_argument("action", nargs="?", choices=["show"], help="show: one run in detail.")
+    p.add_argument("run_id", nargs="?", help="Run id (with show).")
+    p.add_argument("--limit", type=int, default=20, help="How many recent runs to list.")
+    p.add_argument("--json", action="store_true", help="JSON (with show: the run and its event history).")
+    p.set_defaults(func=cmd_runs)
+
+
 # ---------------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobert", description="Self-improving BERT text classifier.")
@@ -315,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serving_parsers(sub)  # local stack: up, predict, feedback (issue 3)
     add_aws_parsers(sub)  # deployed stack: aws bootstrap|status|teardown (issue 5)
+    add_workflow_parsers(sub)  # retraining workflow: retrain, models, rollback, runs (issue 4)
 
     add_tune_parser(sub)  # hyperparameter tuning (issue 7)
 

@@ -86,6 +86,53 @@ class Settings(BaseSettings):
         return (self.api_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
     # --- end serving -----------------------------------------------------------------------------------------------
 
+    # --- Retraining workflow (issue 4): state machine, triggers, gate, training jobs, deployment -----------------
+    feedback_threshold: int = Field(200, ge=1, description="Unmerged feedback items that trigger a retraining run.")
+    schedule_window: str = Field("02:00-05:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+                                 description="Low-traffic window (UTC, HH:MM-HH:MM) of the scheduled full retrain.")
+    schedule_enabled: bool = Field(True, description="Local stack: run the scheduler thread (one run per window).")
+    scheduler_interval: float = Field(30.0, gt=0, description="Local scheduler: seconds between checks.")
+    schedule_full_retrain: bool = Field(True, description="Scheduled runs retrain from the base model on the whole "
+                                        "dataset; manual and threshold runs warm-start from the live model.")
+    holdout_fraction: float = Field(0.1, gt=0, lt=0.5, description="Stratified share of the initial dataset kept "
+                                    "once as the fixed holdout that feedback never leaks into.")
+    seed_dataset: Path | None = Field(None, description="Exported dataset folder the first run imports (default: "
+                                      "<home>/prepared, created by `autobert prepare` if missing).")
+    replay_per_class: int = Field(40, ge=0, description="Warm start: documents per class replayed from the dataset.")
+    replay_validation_per_class: int = Field(10, ge=1, description="Warm start: validation documents per class.")
+    feedback_repeat: int = Field(3, ge=1, description="Warm start: copies of each new feedback item in training.")
+    gate_accuracy_margin: float = Field(0.01, ge=0, le=1, description="Largest holdout accuracy drop allowed.")
+    gate_macro_f1_margin: float = Field(0.01, ge=0, le=1, description="Largest holdout macro-F1 drop allowed.")
+    gate_class_f1_margin: float = Field(0.05, ge=0, le=1, description="Largest F1 drop allowed on any class the "
+                                        "live model knew.")
+    train_epochs: float = Field(3, gt=0, description="Full retrain: epochs.")
+    warm_epochs: float = Field(2, gt=0, description="Warm-start retrain: epochs.")
+    train_learning_rate: float = Field(1e-4, gt=0, lt=1, description="Full retrain: peak learning rate.")
+    warm_learning_rate: float = Field(5e-5, gt=0, lt=1, description="Warm-start retrain: peak learning rate.")
+    train_hyperparameters: dict[str, str] = Field(default_factory=dict, description="Extra train.py "
+                                                  "hyperparameters (JSON object), e.g. {\"max-length\": \"128\"}.")
+    training_max_wait_seconds: int = Field(4 * 3600, ge=1, description="Overall limit of the training wait loop.")
+    endpoint_max_wait_seconds: int = Field(3600, ge=1, description="Overall limit of the endpoint update wait loop.")
+    local_wait_ms: int = Field(1000, ge=0, description="Local runs: Wait states last this long (ms) instead.")
+    local_retry_ms: int = Field(200, ge=0, description="Local runs: pause before a retry (ms) instead of backoff.")
+    node: str = Field("node", description="Node.js executable of the local ASL runner.")
+    training_instance_type: str = Field("ml.g4dn.xlarge", description="SageMaker training instance type.")
+    training_use_spot: bool = Field(True, description="SageMaker managed spot training.")
+    training_max_run_seconds: int = Field(3 * 3600, ge=60, description="SageMaker MaxRuntimeInSeconds.")
+    training_image_uri: str | None = Field(None, description="SageMaker training image (PyTorch DLC).")
+    inference_image_uri: str | None = Field(None, description="SageMaker inference image (PyTorch DLC).")
+    inference_instance_type: str = Field("ml.m5.large", description="SageMaker endpoint instance type.")
+    inference_instance_count: int = Field(1, ge=1, description="SageMaker endpoint instances.")
+    sagemaker_role_arn: str | None = Field(None, description="IAM role SageMaker assumes (training, model).")
+    state_machine_arn: str | None = Field(None, description="The retraining state machine (AWS mode).")
+    deployment_strategy: Literal["blue_green", "rolling"] = Field("blue_green", description="UpdateEndpoint "
+                                                                  "deployment guardrails.")
+    rollback_alarms: list[str] = Field(default_factory=list, description="CloudWatch alarm names that roll an "
+                                       "endpoint update back automatically (JSON list).")
+    bake_seconds: int = Field(300, ge=0, description="Blue/green: wait after traffic shift before the old fleet "
+                              "is terminated (alarms watched meanwhile).")
+    # --- end retraining workflow -----------------------------------------------------------------------------------
+
     # --- Hyperparameter tuning (issue 7): search space, local Optuna tuner, SageMaker tuning jobs ------------------
     tuning_space: dict[str, dict] | None = Field(None, description="Search space (JSON object: train.py option -> "
                                                  "{low, high, log, type} or {choices}); default: "

@@ -36,7 +36,7 @@ from autobert.workflow import steps
 from autobert.workflow.errors import WorkflowError
 from autobert.workflow.merge import current_dataset, import_initial_dataset
 from autobert.workflow.registry import ModelRegistry
-from autobert.workflow.runs import FINISHED, RunStore, new_run_id, state_timings
+from autobert.workflow.runs import FINISHED, RunStore, is_final, new_run_id, state_timings
 from autobert.workflow.triggers import (
     in_window,
     pending_triggers,
@@ -138,7 +138,7 @@ class LocalWorkflow:
                 self.serve_pending()  # the run that held the lock may have ended before seeing our trigger
             else:
                 run = self.runs.get(run_id)
-                if run.get("status") in FINISHED:
+                if is_final(run):
                     return run
             time.sleep(poll)
         raise WorkflowError(f"trigger {trigger_id}: no finished run within the time limit")

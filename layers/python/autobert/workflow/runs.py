@@ -15,6 +15,12 @@ from autobert.workflow.registry import now_iso
 FINISHED = ("succeeded", "rejected", "failed")
 
 
+def is_final(run: dict) -> bool:
+    """The run has ended and its record is complete. Locally the executor writes ``execution_status`` (with the
+    whole history) after the last state, which may be a moment after a step recorded the outcome."""
+    return run.get("status") in FINISHED and (run.get("executor") != "local" or "execution_status" in run)
+
+
 def new_run_id() -> str:
     # Sortable by start time, unique, and a valid Step Functions execution name.
     return f"r-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
