@@ -16,11 +16,10 @@ import time
 
 import pytest
 import requests
-from serving_helpers import REPO
-
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
 from autobert.workflow.runs import is_final
+from serving_helpers import REPO
 
 TEXT = "zebra xylophone quokka marmalade zeppelin"
 NEW_LABEL = "misc.zoo"

@@ -7,9 +7,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from serving_helpers import EndpointThread
-
-from autobert import layout
 from autobert.bootstrap import Services
 from autobert.config import Settings
 from autobert.feedback import FeedbackStore
@@ -19,6 +16,7 @@ from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.rollback import rollback
 from autobert.workflow.runs import RunStore
 from autobert.workflow.triggers import pending_triggers, record_trigger
+from serving_helpers import EndpointThread
 
 HAPPY_PATH = ["MergeData", "StartTraining", "WaitForTraining", "CheckTraining", "TrainingStatus", "Evaluate",
               "PromoteOrReject", "UpdateEndpoint", "WaitForEndpoint", "CheckEndpoint", "EndpointStatus", "Succeeded"]

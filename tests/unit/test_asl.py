@@ -36,7 +36,7 @@ def test_the_definition_passes_asl_validator(tmp_path):
 
 def test_task_resources_are_the_cloudformation_placeholders_serverless_substitutes(definition):
     resources = {s["Resource"] for s in definition["States"].values() if s["Type"] == "Task"}
-    assert resources == {"${%sFunctionArn}" % name for name in PLACEHOLDERS}
+    assert resources == {f"${{{name}FunctionArn}}" for name in PLACEHOLDERS}
 
 
 def test_the_happy_path_visits_the_designed_states_in_order(definition):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from autobert.workflow.errors import EvaluationError
 from autobert.workflow.gate import Margins, decide, summarize
 

@@ -1,4 +1,5 @@
-"""Training jobs as local processes: ``training/train.py`` with SageMaker's ``SM_*`` variables pointing at local folders.
+"""Training jobs as local processes: ``training/train.py`` with SageMaker's ``SM_*`` variables pointing at local
+folders.
 
 Each job has a folder ``<root>/<job_name>/`` with ``job.json`` (spec, pid, start time) and, once the process ends,
 ``status.json`` (Completed or Failed with the reason), plus ``train.log``. A small supervisor process
@@ -28,7 +29,7 @@ TAIL_CHARS = 2000
 def _write_json(path: Path, value: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _alive(pid: int) -> bool:

@@ -6,6 +6,7 @@ Status life cycle: ``candidate`` (passed the gate) → ``live`` (serving) → ``
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -69,8 +70,6 @@ class ModelRegistry:
         self.store.put_json(layout.LIVE_MODEL, {"version": version, "model_uri": record["model_uri"],
                                                 "since": now_iso()})
         if previous and previous["version"] != version:
-            try:
+            with suppress(UnknownModelVersion):  # a live model imported without a record: nothing to retire
                 self.set_status(previous["version"], "retired", retired_at=now_iso())
-            except UnknownModelVersion:
-                pass  # a live model imported without a record: nothing to retire
         return self.set_status(version, "live", promoted_at=now_iso())

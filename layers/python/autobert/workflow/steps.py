@@ -13,6 +13,7 @@ import json
 import secrets
 import tarfile
 import time
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -210,10 +211,8 @@ def finish_promotion(services: Services, run_id: str | None, version: str) -> No
 def record_failure(services: Services, event: dict) -> dict:
     error = event.get("error") or {}
     name, cause = error.get("Error", "Unknown"), error.get("Cause", "")
-    try:  # Lambda reports a Python exception's cause as a JSON document; keep just its message
-        cause = json.loads(cause).get("errorMessage", cause)
-    except (ValueError, TypeError, AttributeError):
-        pass
+    with suppress(ValueError, TypeError, AttributeError):  # Lambda reports a Python exception's cause as a JSON
+        cause = json.loads(cause).get("errorMessage", cause)  # document; keep just its message
     version = (event.get("evaluation") or {}).get("model_version")
     if version and (event.get("evaluation") or {}).get("promote"):
         ModelRegistry(services.store).set_status(version, "rejected", deploy_error=f"{name}: {cause}")
