@@ -212,13 +212,24 @@ function flowPath(points) {
   return d;
 }
 
-// Transitions the run took, as "from>to": successive state entries in its history, plus the state it is in now.
+// Transitions the run took: "from>to" for a flow edge, "from>to#catch" when the state's error was caught.
+// Successive state entries of the history (each entry is one visit, in order), plus the state it is in now.
 export function takenTransitions(events, outcomes) {
-  const sequence = events.filter((e) => e.type === 'StateEntered' && e.state).map((e) => e.state.name);
+  const seen = {};
+  const sequence = [];
+  for (const e of events) {
+    if (e.type !== 'StateEntered' || !e.state) continue;
+    const name = e.state.name;
+    seen[name] = (seen[name] || 0) + 1;
+    const visit = outcomes[name] && outcomes[name].visits[seen[name] - 1];
+    sequence.push({ name, caught: Boolean(visit && visit.caught) });
+  }
   const current = Object.values(outcomes).find((s) => s.visits.length && s.visits[s.visits.length - 1].inferred);
-  if (current) sequence.push(current.name);
+  if (current) sequence.push({ name: current.name, caught: false });
   const taken = new Set();
-  for (let i = 1; i < sequence.length; i += 1) taken.add(`${sequence[i - 1]}>${sequence[i]}`);
+  for (let i = 1; i < sequence.length; i += 1) {
+    taken.add(`${sequence[i - 1].name}>${sequence[i].name}${sequence[i - 1].caught ? '#catch' : ''}`);
+  }
   return taken;
 }
 
@@ -249,19 +260,52 @@ export function render(container, definition, outcomes, taken, selected, onSelec
       edgesLayer);
   }
 
+  const catchPath = (a, b) => {
+    const [sx, sy] = [a.x + NODE_W / 2, a.y + NODE_H / 2];
+    const [tx, ty] = [b.x + NODE_W / 2, b.y + NODE_H / 2];
+    const r = g.railX;
+    return `M ${sx} ${sy} L ${r - 8} ${sy} Q ${r} ${sy} ${r} ${sy + 8} L ${r} ${ty - 8} Q ${r} ${ty} ${r - 8} ${ty} L ${tx} ${ty}`;
+  };
+  // Catch edges share one rail per target: the stubs and the rail are drawn once, so the dashes line up; a catch
+  // the run took is drawn over them, solid.
+  const rails = new Map();
   for (const e of g.edges) {
+    if (e.kind !== 'catch') continue;
+    if (!rails.has(e.to)) rails.set(e.to, []);
+    rails.get(e.to).push(e);
+  }
+  for (const [target, group] of rails) {
+    const b = g.nodes.get(target);
+    const r = g.railX;
+    const ty = b.y + NODE_H / 2;
+    const top = Math.min(...group.map((e) => g.nodes.get(e.from).y + NODE_H / 2));
+    for (const e of group) {
+      const a = g.nodes.get(e.from);
+      const sy = a.y + NODE_H / 2;
+      const stub = el('path', { class: 'edge catch', d: `M ${a.x + NODE_W / 2} ${sy} L ${r} ${sy}`, 'data-from': e.from,
+        'data-to': e.to, 'data-kind': 'catch' }, edgesLayer);
+      el('title', {}, stub).textContent = `${e.from} → ${e.to}: ${e.title}`;
+    }
+    const bottom = Math.max(ty, ...group.map((e) => g.nodes.get(e.from).y + NODE_H / 2));
+    el('path', { class: 'edge catch rail', d: `M ${r} ${top} L ${r} ${bottom}` }, edgesLayer);
+    el('path', { class: 'edge catch', d: `M ${r} ${ty} L ${b.x + NODE_W / 2} ${ty}`, 'marker-end': 'url(#arrow-catch)' },
+      edgesLayer);
+    for (const e of group) {
+      if (taken.has(`${e.from}>${e.to}#catch`)) {
+        el('path', { class: 'edge catch taken', d: catchPath(g.nodes.get(e.from), b), 'marker-end': 'url(#arrow-catch)',
+          'data-from': e.from, 'data-to': e.to, 'data-kind': 'catch' }, edgesLayer);
+      }
+    }
+  }
+
+  for (const e of g.edges) {
+    if (e.kind === 'catch') continue;
     const a = g.nodes.get(e.from);
     const b = g.nodes.get(e.to);
     const took = taken.has(`${e.from}>${e.to}`);
     let d;
     let cls = 'edge';
-    if (e.kind === 'catch') {
-      cls += ' catch';
-      const [sx, sy] = [a.x + NODE_W / 2, a.y + NODE_H / 2];
-      const [tx, ty] = [b.x + NODE_W / 2, b.y + NODE_H / 2];
-      const r = g.railX;
-      d = `M ${sx} ${sy} L ${r - 8} ${sy} Q ${r} ${sy} ${r} ${sy + 8} L ${r} ${ty - 8} Q ${r} ${ty} ${r - 8} ${ty} L ${tx} ${ty}`;
-    } else if (e.back) {
+    if (e.back) {
       cls += ' back';
       const [sx, sy] = [a.x - NODE_W / 2, a.y + NODE_H / 2];
       const [tx, ty] = [b.x - NODE_W / 2, b.y + NODE_H / 2];
@@ -271,8 +315,7 @@ export function render(container, definition, outcomes, taken, selected, onSelec
       d = flowPath([bottom(a), ...(e.chain || []).map((m) => [m.x, m.y + NODE_H / 2]), top(b)]);
     }
     if (took) cls += ' taken';
-    const marker = e.kind === 'catch' ? 'arrow-catch' : took ? 'arrow-taken' : 'arrow';
-    const path = el('path', { class: cls, d, 'marker-end': `url(#${marker})`, 'data-from': e.from,
+    const path = el('path', { class: cls, d, 'marker-end': `url(#${took ? 'arrow-taken' : 'arrow'})`, 'data-from': e.from,
       'data-to': e.to, 'data-kind': e.kind }, edgesLayer);
     el('title', {}, path).textContent = `${e.from} → ${e.to}: ${e.title}`;
   }
