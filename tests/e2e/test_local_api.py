@@ -211,3 +211,26 @@ def test_up_with_a_live_model_that_cannot_load_stops_with_one_clear_line(tmp_pat
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("autobert: error:") and "cannot load the live model" in last and "v9" in last
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"event": "stopped"}
+
+
+def test_output_printed_in_pieces_from_many_threads_comes_out_as_whole_lines():
+    import io
+
+    from autobert.local_stack import LineWriter
+
+    target = io.StringIO()
+    writer = LineWriter(target)
+
+    def chatty(i: int) -> None:
+        for j in range(200):
+            print(json.dumps({"thread": i, "n": j}), file=writer)  # print: the text, then "\n", separately
+
+    threads = [threading.Thread(target=chatty, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = target.getvalue().splitlines()
+    assert len(lines) == 8 * 200
+    seen = sorted((d["thread"], d["n"]) for d in map(json.loads, lines))
+    assert seen == [(i, j) for i in range(8) for j in range(200)]

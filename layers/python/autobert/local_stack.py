@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from autobert import layout
 from autobert.bootstrap import Services, bootstrap
@@ -91,7 +92,7 @@ def _train_first_model(services: Services) -> dict:
            "--model-name", settings.model_name, "--model-version", version, "--progress", "false",
            *shlex.split(settings.first_model_args)]
     logger.info("training the first model: %s", shlex.join(cmd))
-    if subprocess.call(cmd) != 0:
+    if subprocess.call(cmd, stdout=sys.stderr) != 0:  # stdout is for the stack's events
         raise StackError(f"training the first model failed (see the log above); command: {shlex.join(cmd)}")
     from autobert.data import read_labels
 
@@ -190,16 +191,54 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 300) -> N
     raise StackError(f"the local endpoint at {url} did not become healthy within {timeout:.0f}s")
 
 
-def emit(event: str, **fields: Any) -> None:
-    """One JSON line per milestone on stdout (scripts and tests read them), after the human-readable log."""
-    print(json.dumps({"event": event, **fields}), flush=True)
+def emit(stream: TextIO, event: str, **fields: Any) -> None:
+    """One JSON line per milestone (scripts and tests read them from `autobert up`'s stdout)."""
+    stream.write(json.dumps({"event": event, **fields}) + "\n")
+    stream.flush()
+
+
+class LineWriter(io.TextIOBase):
+    """A stream that writes whole lines only, one write per line: the handlers' logs and metrics (powertools prints
+    them, in pieces, from many request threads) never interleave inside a line."""
+
+    def __init__(self, target: TextIO):
+        self.target = target
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        pending = getattr(self._local, "pending", "") + text
+        if "\n" in pending:
+            lines, _, pending = pending.rpartition("\n")
+            with self._lock:
+                self.target.write(lines + "\n")
+                self.target.flush()
+        self._local.pending = pending
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.target.flush()
 
 
 # ---------------------------------------------------------------------------------------------------------- up
 def up(settings: Settings | None = None, stop: threading.Event | None = None) -> int:
+    settings = settings or get_settings()
+    # stdout carries only the stack's JSON events; everything else printed in this process (the handlers' logs
+    # and EMF metrics, as a Lambda would send to CloudWatch) goes to stderr, line by line.
+    events, sys.stdout = sys.stdout, LineWriter(sys.stderr)
+    try:
+        return _up(settings, events, stop)
+    finally:
+        sys.stdout = events
+
+
+def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int:
     from autobert.local_api import make_api
 
-    settings = settings or get_settings()
     if settings.mode != "local":
         raise StackError("`autobert up` runs the local stack; with AUTOBERT_MODE=aws deploy with serverless instead")
     services = bootstrap(settings)
@@ -223,13 +262,13 @@ def up(settings: Settings | None = None, stop: threading.Event | None = None) ->
         api.warm_up()
         threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
         logger.info("local endpoint %s, local API %s (POST /predict, /feedback)", endpoint_url, api.url)
-        emit("listening", api=api.url, endpoint=endpoint_url)
+        emit(events, "listening", api=api.url, endpoint=endpoint_url)
         if live is None:
             logger.info("no live model yet: producing the first one (predict answers 503 until it serves)")
             live = ensure_live_model(services)
         wait_healthy(endpoint_url, endpoint)
         logger.info("serving model %s — Ctrl-C to stop", live["version"])
-        emit("serving", version=live["version"], api=api.url, endpoint=endpoint_url)
+        emit(events, "serving", version=live["version"], api=api.url, endpoint=endpoint_url)
         while not stop.wait(0.5):
             if endpoint.poll() is not None:
                 raise StackError(f"the local endpoint exited ({endpoint.returncode}); see its log above")
@@ -243,7 +282,7 @@ def up(settings: Settings | None = None, stop: threading.Event | None = None) ->
         stop_process(endpoint)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        emit("stopped")
+        emit(events, "stopped")
     return 0
 
 
