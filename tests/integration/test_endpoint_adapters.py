@@ -78,6 +78,8 @@ def test_the_deployer_swaps_the_model_and_reports_updating_then_in_service(endpo
     _, url = endpoint_process
     deployer, client = LocalEndpointDeployer(url), LocalEndpointClient(url)
     deployer.deploy("v2", str(models["v2"]))
+    first = deployer.describe()  # right after the request: never the old state (the workflow would read a rollback)
+    assert first["status"] == "Updating" or (first["status"], first["version"]) == ("InService", "v2")
     states = set()
     deadline = time.monotonic() + 60
     while (state := deployer.status()) != "InService":
@@ -113,3 +115,17 @@ def test_sigterm_stops_the_process_cleanly(models):
     assert requests.get(f"{url}/ping", timeout=5).status_code == 503  # started without a model
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
+
+
+def test_a_second_update_while_one_is_loading_is_refused(endpoint_process, models):
+    _, url = endpoint_process
+    deployer = LocalEndpointDeployer(url)
+    deployer.deploy("v1-again", str(models["v1"]))
+    try:
+        with pytest.raises(EndpointUnavailable, match="409"):
+            deployer.deploy("v2-again", str(models["v2"]))
+    finally:
+        deadline = time.monotonic() + 60
+        while deployer.status() == "Updating" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert deployer.describe()["version"] == "v1-again"

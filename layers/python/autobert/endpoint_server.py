@@ -103,13 +103,23 @@ class ModelHost:
                 model.in_flight -= 1
                 self._lock.notify_all()
 
+    def begin(self, version: str, model_uri: str) -> None:
+        """Claim the one update slot and show ``Updating`` at once (before any loading starts), so a status read
+        right after the request never sees the old state. RuntimeError if another update holds it."""
+        if not self._swap_lock.acquire(blocking=False):
+            raise RuntimeError(f"an update to {self.target and self.target['version']} is already in progress")
+        self.state, self.error, self.target = "Updating", None, {"version": version, "model_uri": model_uri}
+
     def swap(self, version: str, model_uri: str) -> LoadedModel:
         """Load, switch, drain, free. Raises (and keeps the old model) when the new one cannot be loaded; raises
         RuntimeError at once if another swap is running."""
-        if not self._swap_lock.acquire(blocking=False):
-            raise RuntimeError(f"an update to {self.target and self.target['version']} is already in progress")
+        self.begin(version, model_uri)
+        return self.finish()
+
+    def finish(self) -> LoadedModel:
+        """The rest of the update ``begin`` claimed; releases the slot whatever happens."""
         try:
-            self.state, self.error, self.target = "Updating", None, {"version": version, "model_uri": model_uri}
+            version, model_uri = self.target["version"], self.target["model_uri"]
             logger.info("loading model %s from %s", version, model_uri)
             try:
                 new = self._load(version, model_uri)
@@ -291,9 +301,12 @@ class EndpointServer(ThreadingHTTPServer):
         return result if isinstance(result, tuple) else (result, accept or "application/json")
 
     def swap_in_background(self, version: str, model_uri: str) -> None:
+        """Start an update and return at once (RuntimeError if one is running); /admin/status follows it."""
+        self.host.begin(version, model_uri)
+
         def run() -> None:
             with contextlib.suppress(Exception):  # already logged, and kept in the status for /admin/status
-                self.host.swap(version, model_uri)
+                self.host.finish()
 
         threading.Thread(target=run, name=f"swap-{version}", daemon=True).start()
 
@@ -412,11 +425,12 @@ class EndpointRequestHandler(BaseHTTPRequestHandler):
                              '"wait"?: true|false}')
             return
         if not wait:
-            if self.server.host.state == "Updating":
-                self._error(409, "an update is already in progress")
-                return
-            self.server.swap_in_background(version, model_uri)
-            self._send(202, {"status": "Updating", "version": version})
+            try:
+                self.server.swap_in_background(version, model_uri)
+            except RuntimeError as exc:
+                self._error(409, str(exc))
+            else:
+                self._send(202, {"status": "Updating", "version": version})
             return
         try:
             self.server.host.swap(version, model_uri)
