@@ -130,6 +130,9 @@ def test_the_graph_of_a_failed_run_colours_each_state_by_its_outcome(page, stack
     assert outcome(page, "RunFailed") == "failed"
     for state in ("StartTraining", "Evaluate", "UpdateEndpoint", "Succeeded"):
         assert outcome(page, state) == "not_reached", state
+    # The path the run took: MergeData's error was caught into RecordFailure, drawn solid; no other Catch.
+    assert page.locator('svg.sfn path.catch.taken').evaluate_all(
+        "els => els.map(e => e.dataset.from + '>' + e.dataset.to)") == ["MergeData>RecordFailure"]
     fill = 'el => getComputedStyle(el.querySelector("rect")).fill'
     assert page.eval_on_selector('svg.sfn [data-state="MergeData"]', fill) == FAIL_FILL
     assert page.eval_on_selector('svg.sfn [data-state="RecordFailure"]', fill) == OK_FILL

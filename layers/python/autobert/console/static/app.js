@@ -189,7 +189,7 @@ function runsTable(runs) {
   if (!runs.length) return h('div', { class: 'empty' }, 'No runs yet. A run starts on feedback, on schedule, or with “Start retrain run”.');
   const head = ['Run', 'Status', 'Trigger', 'Started', 'Ended', 'Duration', 'Dataset', 'Candidate', 'Evaluation'];
   return h('table', { class: 'grid runs', id: 'runs-table' },
-    h('thead', {}, h('tr', {}, head.map((c) => h('th', {}, c)))),
+    h('thead', {}, h('tr', {}, head.map((c) => h('th', { class: c === 'Duration' ? 'num' : null }, c)))),
     h('tbody', {}, runs.map((run) => {
       const row = h('tr', { class: 'clickable', 'data-run-id': run.run_id, 'data-status': run.status },
         h('td', {}, h('a', { href: `#/runs/${encodeURIComponent(run.run_id)}`, class: 'mono' }, run.run_id)),
@@ -399,7 +399,7 @@ function drawEvents(run, ui, state) {
     });
   });
   ui.events.replaceChildren(h('table', { class: 'grid events' },
-    h('thead', {}, h('tr', {}, ['ID', 'Type', 'Step', 'Elapsed', 'Timestamp'].map((c) => h('th', {}, c)))),
+    h('thead', {}, h('tr', {}, ['ID', 'Type', 'Step', 'Elapsed', 'Timestamp'].map((c) => h('th', { class: c === 'ID' || c === 'Elapsed' ? 'num' : null }, c)))),
     h('tbody', {}, rows)));
 }
 
@@ -425,8 +425,9 @@ async function modelsPage(gen) {
 function modelsTable(data, refresh) {
   if (!data.models.length) return h('div', { class: 'empty' }, 'No model yet: the first run trains one.');
   const head = ['Version', 'Status', 'Created', 'Dataset', 'Run', 'Test acc', 'Test F1', 'Holdout acc', 'Holdout F1', 'Labels', ''];
+  const numeric = new Set(head.slice(5, 10));
   return h('table', { class: 'grid models', id: 'models-table' },
-    h('thead', {}, h('tr', {}, head.map((c) => h('th', {}, c)))),
+    h('thead', {}, h('tr', {}, head.map((c) => h('th', { class: numeric.has(c) ? 'num' : null }, c)))),
     h('tbody', {}, data.models.map((m) => {
       let action = null;
       if (m.live) action = h('span', { class: 'sub' }, 'serving now');
@@ -505,7 +506,7 @@ function feedbackCards(data) {
     h('div', { class: 'card-head' }, h('h2', {}, 'Per label')),
     data.labels.length
       ? h('table', { class: 'grid', id: 'feedback-table' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Label'), h('th', {}, 'Items'), h('th', { style: 'width:50%' }, ''))),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Label'), h('th', { class: 'num' }, 'Items'), h('th', { style: 'width:50%' }, ''))),
         h('tbody', {}, data.labels.map((l) => h('tr', { 'data-label': l.label },
           h('td', { class: 'mono' }, l.label), h('td', { class: 'num' }, String(l.count)),
           h('td', {}, h('div', { class: 'bar' }, h('span', { style: `width:${(100 * l.count) / max}%` })))))))
