@@ -297,6 +297,10 @@ def add_tune_parser(sub) -> None:
 
 
 # ------------------------------------------------------------------------------------ retraining workflow (issue 4)
+_LOOP_STATES = ("WaitForTraining", "CheckTraining", "TrainingStatus", "WaitForEndpoint", "CheckEndpoint",
+                "EndpointStatus")
+
+
 def _run_summary(run: dict) -> str:
     lines = [f"run {run['run_id']}: {run.get('status')}  (trigger {run.get('trigger')}, "
              f"{'full' if run.get('full') else 'warm-start'} retrain)"]
@@ -304,14 +308,27 @@ def _run_summary(run: dict) -> str:
         if run.get(name):
             lines.append(f"  {name.replace('_', ' ')}: {run[name]}")
     if run.get("gate"):
-        lines.append(f"  gate: {'promote' if run['gate']['promote'] else 'reject'}: {'; '.join(run['gate']['reasons'])}")
+        decision = "promote" if run["gate"]["promote"] else "reject"
+        lines.append(f"  gate: {decision}: {'; '.join(run['gate']['reasons'])}")
     states = run.get("states") or []
     if states:
-        lines.append("  states:")
+        lines.append("  states (a wait loop's rounds summed):")
+        rows: list[dict] = []
         for state in states:
-            took = f"{state['seconds']:8.1f} s" if "seconds" in state else "     ..."
-            error = f"  {state['error']}: {state.get('cause', '')}" if state.get("error") else ""
-            lines.append(f"    {state['name']:<20} {took}{error}")
+            row = next((r for r in rows[-3:] if r["name"] == state["name"] and state["name"] in _LOOP_STATES), None)
+            if row is None:
+                row = {"name": state["name"], "seconds": 0.0, "rounds": 0, "open": False}
+                rows.append(row)
+            row["rounds"] += 1
+            row["seconds"] += state.get("seconds", 0.0)
+            row["open"] = "seconds" not in state
+            if state.get("error"):
+                row["error"] = f"{state['error']}: {state.get('cause', '')}"
+        for row in rows:
+            took = f"{row['seconds']:8.1f} s" + (" ..." if row["open"] else "")
+            rounds = f" x{row['rounds']}" if row["rounds"] > 1 else ""
+            error = f"  {row['error']}" if row.get("error") else ""
+            lines.append(f"    {row['name'] + rounds:<22} {took}{error}")
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT, Settings
 from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
+from autobert.errors import AutobertError
 from autobert.workflow import steps
 from autobert.workflow.errors import WorkflowError
 from autobert.workflow.merge import current_dataset, import_initial_dataset
@@ -220,8 +221,9 @@ class LocalWorkflow:
         try:
             return {"id": message["id"], "output": handler(self.services, message["input"])}
         except Exception as exc:  # any exception is a task failure, named by its class as Lambda names it
-            if not isinstance(exc, WorkflowError):
-                logger.warning("task %s failed", message["state"], exc_info=True)
+            logger.warning("task %s failed: %s: %s", message["state"], type(exc).__name__, exc)
+            if not isinstance(exc, AutobertError):  # a bug rather than a known failure: keep the trace in the log
+                logger.debug("task %s traceback", message["state"], exc_info=True)
             return {"id": message["id"], "error": type(exc).__name__, "cause": str(exc)}
 
     def _progress(self, run_id: str, events: list[dict]) -> None:
