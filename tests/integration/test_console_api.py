@@ -246,3 +246,19 @@ def test_start_retrain_records_a_manual_trigger_and_a_run_serves_it(tmp_path):
         server.stop()
     assert runs and runs[0]["trigger"] == "manual", runs
     assert runs[0]["status"] == "failed" and runs[0]["error"] == "TrainingJobFailed", runs[0]
+
+
+def test_a_long_run_stays_a_bounded_answer_with_every_transition_it_took(services, console):
+    loops = ["WaitForTraining", "CheckTraining", "TrainingStatus"] * 120  # a long training polled many times
+    write_run(services, "r-long", ["MergeData", "StartTraining", *loops, *HAPPY_PATH[5:]], status="succeeded",
+              end="succeeded")
+    detail = get(console, "/api/runs/r-long").json()
+    assert detail["events_total"] == 1 + 2 * (2 + len(loops) + len(HAPPY_PATH[5:])) + 1
+    assert len(detail["events"]) == 500 and detail["events_offset"] == detail["events_total"] - 500
+    assert detail["events"][-1]["type"] == "ExecutionSucceeded"
+    visits = detail["states"]["WaitForTraining"]["visits"]
+    assert len(visits) == 120 and all(v["status"] == "succeeded" for v in visits)
+    assert [("input" in v) for v in visits].count(True) == 10  # documents of the last visits only
+    assert {"MergeData>StartTraining", "TrainingStatus>WaitForTraining", "TrainingStatus>Evaluate",
+            "EndpointStatus>Succeeded"} <= set(detail["transitions"])
+    assert not any(t.endswith("#catch") for t in detail["transitions"])

@@ -20,6 +20,8 @@ from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.runs import FINISHED, RunStore
 
 OUTCOMES = ("succeeded", "failed", "running", "not_reached")
+MAX_EVENTS = 500
+MAX_VISIT_DOCUMENTS = 10
 
 
 # ------------------------------------------------------------------------------------------------------------ runs
@@ -119,9 +121,40 @@ def run_detail(services: Services, run_id: str, definition: dict) -> dict:
         except Exception:  # noqa: BLE001 — a record not written yet (the run is still training) is normal
             record = None
     summary = run_summary(run, {record["version"]: record} if record else {})
-    return {**summary, "record": run, "events": events, "has_history": bool(events),
-            "states": state_views(definition, events, active=not is_final(run), failed=run.get("status") == "failed",
-                                  started=run.get("status") == "running")}
+    states = state_views(definition, events, active=not is_final(run), failed=run.get("status") == "failed",
+                         started=run.get("status") == "running")
+    transitions = taken_transitions(events, states)
+    # A long local run loops through its Wait states thousands of times and the page polls this every second or
+    # two: keep the answer bounded (the last events, and the documents of each state's last visits).
+    for view in states.values():
+        for visit in view["visits"][:-MAX_VISIT_DOCUMENTS]:
+            visit.pop("input", None)
+            visit.pop("output", None)
+    shown = events[-MAX_EVENTS:]
+    return {**summary, "record": run, "events": shown, "events_total": len(events),
+            "events_offset": len(events) - len(shown), "first_event_at": events[0].get("timestamp") if events else None,
+            "has_history": bool(events), "states": states, "transitions": transitions}
+
+
+def taken_transitions(events: list[dict], states: dict[str, dict]) -> list[str]:
+    """Edges the run took: ``from>to`` between successive state entries, ``from>to#catch`` when ``from``'s error
+    was caught; the last one leads to the state the run is in now when the history does not show it yet."""
+    counts: dict[str, int] = {}
+    sequence: list[tuple[str, bool]] = []
+    for event in events:
+        name = (event.get("state") or {}).get("name")
+        if event.get("type") != "StateEntered" or name not in states:
+            continue
+        counts[name] = counts.get(name, 0) + 1
+        visits = states[name]["visits"]
+        visit = visits[counts[name] - 1] if counts[name] <= len(visits) else {}
+        sequence.append((name, bool(visit.get("caught"))))
+    current = next((v["name"] for v in states.values() if v["visits"] and v["visits"][-1].get("inferred")), None)
+    if current:
+        sequence.append((current, False))
+    pairs = zip(sequence, sequence[1:], strict=False)  # each entry with the one after it
+    taken = {f"{a}>{b}{'#catch' if caught else ''}" for (a, caught), (b, _) in pairs}
+    return sorted(taken)
 
 
 # ---------------------------------------------------------------------------------------------- per-state view

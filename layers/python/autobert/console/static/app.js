@@ -1,6 +1,6 @@
 // The runs console: a hash-routed single page (#/runs, #/runs/<id>, #/models, #/feedback) over the JSON API.
 // It polls while it is open, so a run in progress updates without a reload.
-import { render as renderGraph, takenTransitions } from './graph.js';
+import { render as renderGraph } from './graph.js';
 
 const POLL_RUN_MS = 1500;
 const POLL_LIST_MS = 2000;
@@ -246,7 +246,7 @@ async function runDetail(gen, runId) {
     }
     if (gen !== generation) return;
     ui.message.replaceChildren();
-    const key = JSON.stringify([run.status, run.final, run.finished_at, run.events.length, run.states, run.evaluation]);
+    const key = JSON.stringify([run.status, run.final, run.finished_at, run.events_total, run.states, run.evaluation]);
     if (key !== state.lastKey) {
       state.lastKey = key;
       drawRun(run, ui, state);
@@ -308,7 +308,7 @@ function drawRun(run, ui, state) {
 
 function drawGraph(run, ui, state, select) {
   if (!definitionCache) return;
-  renderGraph(ui.graph, definitionCache, run.states, takenTransitions(run.events, run.states), state.selected, select);
+  renderGraph(ui.graph, definitionCache, run.states, new Set(run.transitions), state.selected, select);
   if (!run.has_history) {
     ui.graph.prepend(h('div', { class: 'sub', style: 'padding:0 12px 6px' },
       ACTIVE.has(run.status) ? 'Waiting for the first state to finish…' : 'No event history recorded for this run.'));
@@ -378,10 +378,10 @@ function drawEvents(run, ui, state) {
     ui.events.replaceChildren(h('div', { class: 'empty' }, 'No events yet.'));
     return;
   }
-  const t0 = run.events[0].timestamp;
+  const t0 = run.first_event_at;
   const rows = [];
   run.events.forEach((e, i) => {
-    const id = i + 1;
+    const id = run.events_offset + i + 1;
     const failed = /Failed|Caught/.test(e.type);
     const row = h('tr', { class: `clickable${failed ? ' ev-failed' : ''}`, 'data-event': e.type },
       h('td', { class: 'num' }, String(id)),
@@ -398,7 +398,10 @@ function drawEvents(run, ui, state) {
       if (detail.hidden) state.expanded.delete(id); else state.expanded.add(id);
     });
   });
-  ui.events.replaceChildren(h('table', { class: 'grid events' },
+  const note = run.events_offset
+    ? h('div', { class: 'sub', style: 'padding:8px 12px' }, `Showing the last ${run.events.length} of ${run.events_total} events.`)
+    : null;
+  ui.events.replaceChildren(note || '', h('table', { class: 'grid events' },
     h('thead', {}, h('tr', {}, ['ID', 'Type', 'Step', 'Elapsed', 'Timestamp'].map((c) => h('th', { class: c === 'ID' || c === 'Elapsed' ? 'num' : null }, c)))),
     h('tbody', {}, rows)));
 }

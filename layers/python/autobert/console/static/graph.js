@@ -212,29 +212,8 @@ function flowPath(points) {
   return d;
 }
 
-// Transitions the run took: "from>to" for a flow edge, "from>to#catch" when the state's error was caught.
-// Successive state entries of the history (each entry is one visit, in order), plus the state it is in now.
-export function takenTransitions(events, outcomes) {
-  const seen = {};
-  const sequence = [];
-  for (const e of events) {
-    if (e.type !== 'StateEntered' || !e.state) continue;
-    const name = e.state.name;
-    seen[name] = (seen[name] || 0) + 1;
-    const visit = outcomes[name] && outcomes[name].visits[seen[name] - 1];
-    sequence.push({ name, caught: Boolean(visit && visit.caught) });
-  }
-  const current = Object.values(outcomes).find((s) => s.visits.length && s.visits[s.visits.length - 1].inferred);
-  if (current) sequence.push({ name: current.name, caught: false });
-  const taken = new Set();
-  for (let i = 1; i < sequence.length; i += 1) {
-    taken.add(`${sequence[i - 1].name}>${sequence[i].name}${sequence[i - 1].caught ? '#catch' : ''}`);
-  }
-  return taken;
-}
-
-// Draw into `container`; `outcomes` maps state name → {outcome, visits}; `taken` holds "from>to" transitions the
-// run took; `onSelect(name)` on a click.
+// Draw into `container`; `outcomes` maps state name → {outcome, visits}; `taken` holds the transitions the run took
+// ("from>to", or "from>to#catch" for a caught error); `onSelect(name)` on a click.
 export function render(container, definition, outcomes, taken, selected, onSelect) {
   const g = layout(definition);
   const svg = el('svg', { class: 'sfn', viewBox: `0 0 ${g.width} ${g.height}`, style: `max-width:${g.width}px`,
