@@ -141,3 +141,14 @@ def test_the_schedule_rule_starts_a_full_retrain(handlers, lambda_context):
     out = h["retrain"].lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context)
     assert out["status"] == "started"
     assert store.get_json(layout.run_record(out["run_id"]))["full"] is True
+
+
+def test_the_workflow_handlers_load_without_torch():
+    # Lambda packages stay small: the step handlers (gate included) are plain Python over pandas and boto3.
+    import subprocess
+    import sys
+
+    code = ("import sys, autobert.workflow.steps, autobert.workflow.start, autobert.workflow.rollback; "
+            "print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"

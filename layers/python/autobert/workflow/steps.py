@@ -20,7 +20,6 @@ from typing import Any
 
 from autobert import layout
 from autobert.bootstrap import Services
-from autobert.modeling import EVALUATION_FILE, METRICS_FILE
 from autobert.ports import EndpointDeployer, ObjectNotFound, TrainingJobSpec
 from autobert.workflow import merge as merging
 from autobert.workflow.errors import DeploymentError, EvaluationError
@@ -30,6 +29,8 @@ from autobert.workflow.runs import RunStore
 from autobert.workflow.triggers import mark_served
 
 SAGEMAKER_CHANNEL_ROOT = "/opt/ml/input/data"
+# The training job's report files (autobert.modeling's names; not imported from there: it pulls torch into Lambdas).
+EVALUATION_FILE, METRICS_FILE = "evaluation.json", "metrics.json"
 
 
 def deployer(services: Services) -> EndpointDeployer:
