@@ -9,7 +9,6 @@ configured CloudWatch alarms fires. A rolled-back update leaves the endpoint InS
 
 from __future__ import annotations
 
-from autobert import layout
 from autobert.adapters.aws_errors import aws_errors, error_code
 from autobert.config import Settings
 from autobert.ports import EndpointDeployer
@@ -61,16 +60,15 @@ class SageMakerEndpointDeployer(EndpointDeployer):
 
     def deploy(self, model_version: str, model_uri: str) -> None:
         s = self.settings
-        if not s.sagemaker_role_arn or not s.inference_image_uri or not s.bucket:
-            raise DeploymentError("AUTOBERT_SAGEMAKER_ROLE_ARN, AUTOBERT_INFERENCE_IMAGE_URI and AUTOBERT_BUCKET "
-                                  "must be set")
+        if not s.sagemaker_role_arn or not s.inference_image_uri:
+            raise DeploymentError("AUTOBERT_SAGEMAKER_ROLE_ARN and AUTOBERT_INFERENCE_IMAGE_URI must be set")
         name = self.resource_name(model_version)
         with aws_errors(DeploymentError, f"CreateModel {name}"):
             self._create_if_absent(
                 self.client.create_model, ModelName=name, ExecutionRoleArn=s.sagemaker_role_arn,
+                # The training job puts the serving code (inference.py + autobert) into the archive's code/ folder.
                 PrimaryContainer={"Image": s.inference_image_uri, "ModelDataUrl": model_uri, "Environment": {
-                    "SAGEMAKER_PROGRAM": "inference.py",
-                    "SAGEMAKER_SUBMIT_DIRECTORY": f"s3://{s.bucket}/{layout.INFERENCE_CODE}",
+                    "SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
                     "AUTOBERT_MODEL_VERSION": model_version}})
         with aws_errors(DeploymentError, f"CreateEndpointConfig {name}"):
             self._create_if_absent(
