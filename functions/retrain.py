@@ -6,7 +6,7 @@ A run starts unless one is running; then the trigger is recorded and the next ru
 from __future__ import annotations
 
 from autobert.bootstrap import bootstrap
-from autobert.workflow.start import request_run, start_pending_on_aws
+from autobert.workflow.start import on_execution_end, request_run
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,7 +30,7 @@ def post_retrain(request: RetrainRequest) -> Response[dict]:
 
 def scheduled(event: dict) -> dict:
     if event.get("detail-type") == "Step Functions Execution Status Change":
-        return start_pending_on_aws(services)  # a run ended: serve the triggers that came in meanwhile
+        return on_execution_end(services, event.get("detail") or {})  # serve the triggers that came in meanwhile
     return request_run(services, "schedule", full=services.settings.schedule_full_retrain)
 
 

@@ -136,6 +136,21 @@ def test_the_retrain_route_starts_a_run_or_queues_the_trigger_while_one_runs(han
     assert bad["statusCode"] == 422 and json.loads(bad["body"])
 
 
+def test_an_execution_that_timed_out_is_closed_and_the_waiting_trigger_starts_the_next_run(handlers, lambda_context):
+    store, h = handlers
+    first = json.loads(h["retrain"].lambda_handler(rest_event("POST", "/retrain", {}), lambda_context)["body"])
+    queued = json.loads(h["retrain"].lambda_handler(rest_event("POST", "/retrain", {}), lambda_context)["body"])
+    assert queued["status"] == "queued"
+    sfn = h["retrain"].services.workflow_runs.client
+    sfn.stop_execution(executionArn=store.get_json(layout.run_record(first["run_id"]))["execution_arn"])
+    event = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+             "detail": {"name": first["run_id"], "status": "TIMED_OUT"}}
+    out = h["retrain"].lambda_handler(event, lambda_context)
+    closed = store.get_json(layout.run_record(first["run_id"]))
+    assert closed["status"] == "failed" and closed["error"] == "ExecutionTimedOut"
+    assert out["status"] == "started" and out["run_id"] != first["run_id"]
+
+
 def test_the_schedule_rule_starts_a_full_retrain(handlers, lambda_context):
     store, h = handlers
     out = h["retrain"].lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context)

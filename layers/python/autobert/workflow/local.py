@@ -40,6 +40,7 @@ from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.runs import FINISHED, RunStore, is_final, new_run_id, state_timings
 from autobert.workflow.triggers import (
     in_window,
+    mark_served,
     pending_triggers,
     record_trigger,
     scheduled_today,
@@ -178,6 +179,8 @@ class LocalWorkflow:
         self.runs.create(run_id, trigger=triggers[0]["kind"], trigger_kinds=sorted({t["kind"] for t in triggers}),
                          triggered_at=min(t["at"] for t in triggers), full=full, executor="local",
                          live_version_before=live["version"] if live else None)
+        # Served from here on, even if the runner cannot start: a broken run must not be retried forever.
+        mark_served(self.store, execution_input["triggers"], run_id)
         cmd = [s.node, str(RUNNER), "--definition", str(ASL_FILE), "--input", json.dumps(execution_input),
                "--wait-ms", str(s.local_wait_ms), "--retry-ms", str(s.local_retry_ms)]
         events: list[dict] = []

@@ -4,13 +4,15 @@ path (threshold) and the schedule (EventBridge on AWS, the local Scheduler)."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from autobert.bootstrap import Services
+from autobert.workflow.errors import WorkflowError
 from autobert.workflow.merge import current_dataset
 from autobert.workflow.registry import ModelRegistry
-from autobert.workflow.runs import RunStore, new_run_id
-from autobert.workflow.triggers import pending_triggers, record_trigger, threshold_reached
+from autobert.workflow.runs import FINISHED, RunStore, new_run_id
+from autobert.workflow.triggers import mark_served, pending_triggers, record_trigger, threshold_reached
 
 
 def request_run(services: Services, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
@@ -38,9 +40,24 @@ def start_pending_on_aws(services: Services) -> dict:
     RunStore(services.store).create(run_id, trigger=pending[0]["kind"], executor="stepfunctions",
                                     trigger_kinds=sorted({t["kind"] for t in pending}),
                                     triggered_at=min(t["at"] for t in pending), full=full)
+    # Served from here on, even if the execution dies before its first step: a broken run must not restart forever.
+    mark_served(services.store, [t["id"] for t in pending], run_id)
     arn = sfn.start(run_id, {"run_id": run_id, "triggers": [t["id"] for t in pending], "full": full})
     RunStore(services.store).update(run_id, execution_arn=arn)
     return {"status": "started", "run_id": run_id, "execution_arn": arn}
+
+
+def on_execution_end(services: Services, detail: dict) -> dict:
+    """EventBridge "Step Functions Execution Status Change": an execution that timed out or was aborted never reached
+    RecordFailure, so its run record is closed here; then the triggers that came in during the run are served."""
+    run_id, status = detail.get("name"), detail.get("status")
+    runs = RunStore(services.store)
+    if run_id and status in ("FAILED", "TIMED_OUT", "ABORTED"):
+        with suppress(WorkflowError):
+            if runs.get(run_id).get("status") not in FINISHED:
+                runs.update(run_id, status="failed", error=f"Execution{status.title().replace('_', '')}",
+                            cause=f"the execution ended {status} before recording its outcome")
+    return start_pending_on_aws(services)
 
 
 def after_feedback(services: Services) -> dict | None:
