@@ -18,6 +18,7 @@ from autobert.feedback import FeedbackStore
 from autobert.workflow.local import LocalWorkflow
 from autobert.workflow.merge import import_initial_dataset, merge_feedback
 from autobert.workflow.registry import ModelRegistry
+from autobert.workflow.runs import RunStore
 from console_helpers import HAPPY_PATH, register_evaluated, write_run
 
 
@@ -262,3 +263,27 @@ def test_a_long_run_stays_a_bounded_answer_with_every_transition_it_took(service
     assert {"MergeData>StartTraining", "TrainingStatus>WaitForTraining", "TrainingStatus>Evaluate",
             "EndpointStatus>Succeeded"} <= set(detail["transitions"])
     assert not any(t.endswith("#catch") for t in detail["transitions"])
+
+
+def test_a_retried_state_shows_its_retries_and_succeeds(services, console):
+    # aws-local-stepfunctions logs a retry as StateFailed + StateRetried, then the state's exit (no new entry).
+    write_run(services, "r-retry", HAPPY_PATH[:8], status="running")
+    runs = RunStore(services.store)
+    events = runs.history("r-retry")
+    exit_at = next(i for i, e in enumerate(events) if e["type"] == "StateExited"
+                   and e["state"]["name"] == "UpdateEndpoint")
+    state = {k: v for k, v in events[exit_at]["state"].items() if k != "output"}
+    ts = events[exit_at]["timestamp"]
+    events[exit_at:exit_at] = [
+        {"type": "StateFailed", "timestamp": ts - 300, "state": state, "Error": "EndpointUnavailable",
+         "Cause": "the endpoint at http://127.0.0.1:8080 is not running"},
+        {"type": "StateRetried", "timestamp": ts - 290, "state": state,
+         "retry": {"retrier": {"ErrorEquals": ["EndpointUnavailable"]}, "attempt": 1}}]
+    runs.put_history("r-retry", events)
+    detail = get(console, "/api/runs/r-retry").json()
+    view = detail["states"]["UpdateEndpoint"]
+    assert view["outcome"] == "succeeded" and len(view["visits"]) == 1
+    visit = view["visits"][0]
+    assert visit["retries"] == 1 and "error" not in visit
+    assert visit["retried_errors"][0]["error"] == "EndpointUnavailable"
+    assert detail["states"]["WaitForEndpoint"]["outcome"] == "running"
