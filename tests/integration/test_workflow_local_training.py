@@ -43,20 +43,20 @@ def test_a_job_runs_in_the_background_and_a_fresh_adapter_describes_it(jobs, tin
     assert (tmp_path / "models" / "job-ok" / "output" / "metrics.json").is_file()
 
 
-def test_a_failing_job_reports_the_scripts_own_reason(jobs, tiny_bert, small_dataset, tmp_path):
+def test_a_failing_job_reports_the_scripts_own_reason_and_its_name_is_not_reused(jobs, tiny_bert, small_dataset,
+                                                                                 tmp_path):
     jobs.start(spec("job-bad", tiny_bert, small_dataset, tmp_path / "models", **{"max-length": "4"}))
+    with pytest.raises(TrainingStartError, match="already exists"):
+        jobs.start(spec("job-bad", tiny_bert, small_dataset, tmp_path / "models"))
     state = wait_done(jobs, "job-bad")
     assert state.status == "Failed"
     assert "--max-length must be in [8, 512]" in state.failure_reason
     assert state.model_uri is None
 
 
-def test_a_job_name_is_used_once_and_channels_must_exist(jobs, tiny_bert, small_dataset, tmp_path):
+def test_channels_must_exist_and_unknown_jobs_are_an_error(jobs, tmp_path):
     with pytest.raises(TrainingStartError, match="does not exist"):
         jobs.start(TrainingJobSpec("job-x", {}, {"train": str(tmp_path / "missing")}, str(tmp_path)))
-    jobs.start(spec("job-once", tiny_bert, small_dataset, tmp_path / "models", **{"max-length": "4"}))
-    with pytest.raises(TrainingStartError, match="already exists"):
-        jobs.start(spec("job-once", tiny_bert, small_dataset, tmp_path / "models"))
-    wait_done(jobs, "job-once")
+    assert not (jobs.root / "job-x").exists()  # nothing left behind: the name stays usable
     with pytest.raises(TrainingStartError):
         jobs.describe("never-started")

@@ -56,14 +56,14 @@ class LocalTrainingJobs(TrainingJobs):
         return self.root / job_name
 
     def start(self, spec: TrainingJobSpec) -> None:
+        for name, uri in spec.channels.items():
+            if not Path(uri).exists():
+                raise TrainingStartError(f"channel {name}: {uri} does not exist")
         folder = self._folder(spec.job_name)
         try:
             folder.mkdir(parents=True, exist_ok=False)
         except FileExistsError as exc:
             raise TrainingStartError(f"training job {spec.job_name} already exists") from exc
-        for name, uri in spec.channels.items():
-            if not Path(uri).exists():
-                raise TrainingStartError(f"channel {name}: {uri} does not exist")
         base = Path(spec.output_uri) / spec.job_name
         env = {
             **os.environ,
