@@ -347,12 +347,27 @@ def _wait_for_aws_run(services, trigger_id: str, poll: float = 15.0) -> dict:
         time.sleep(poll)
 
 
+def _require_local_stack(services) -> None:
+    """A local run or rollback ends by swapping the model on the running local endpoint: say so up front when
+    `autobert up` is not running, rather than after a whole training run (or with a failed rollback on record)."""
+    if services.aws:
+        return
+    from autobert.ports import EndpointUnavailable
+
+    try:
+        services.deployer.status()
+    except EndpointUnavailable:
+        raise AutobertError(f"the local stack is not running (no endpoint at "
+                            f"{services.settings.resolved_endpoint_url}): start it with `autobert up`") from None
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Trigger a retraining run (manual trigger); with --wait, follow it to the end."""
     from autobert.bootstrap import bootstrap
     from autobert.workflow.start import request_run
 
     services = bootstrap()
+    _require_local_stack(services)
     result = request_run(services, "manual", full=args.full, wait=args.wait and not services.aws)
     run = result.get("run")
     if args.wait and services.aws:
@@ -390,6 +405,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from autobert.workflow.rollback import rollback
 
     services = bootstrap()
+    _require_local_stack(services)
     record = rollback(services, args.version, poll_seconds=15.0 if services.aws else 0.5)
     print(f"{record['version']} is live again")
     return 0
