@@ -15,6 +15,7 @@ import argparse
 import json
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,8 @@ def main() -> int:
     p.add_argument("--learning-rate", default="1e-4")
     p.add_argument("--truncation", default="head_tail")
     p.add_argument("--max-train-minutes", default="30")
+    p.add_argument("--keep-model", type=Path, default=None,
+                   help="Copy the trained model folder here (e.g. for bench/serving.py --model-dir).")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "train_quality.json")
     args = p.parse_args()
     settings = get_settings()
@@ -82,6 +85,8 @@ def main() -> int:
         wall = time.perf_counter() - start
         bert_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         metrics = json.loads((tmp / "model" / "metrics.json").read_text())
+        if args.keep_model:
+            shutil.copytree(tmp / "model", args.keep_model, dirs_exist_ok=True)
         # Throughput at the target's sequence length (128), measured by the same training loop over 40 steps.
         subprocess.run([*cmd, "--max-length", "128", "--max-steps", "40", "--fusion", "false", "--progress", "false",
                         "--model-dir", str(tmp / "model128")], check=True)

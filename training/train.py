@@ -362,7 +362,7 @@ def train(args: argparse.Namespace) -> dict:
             epoch_samples += n
             epoch_loss += loss.item() * n
             rate = epoch_samples / (time.perf_counter() - epoch_start)
-            bar.set_postfix(loss=f"{loss.item():.3f}", samples_per_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", samples_per_s=f"{rate:.1f}", refresh=False)
             if step >= total_steps or time.perf_counter() > deadline:
                 break
         bar.close()
