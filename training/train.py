@@ -21,6 +21,8 @@ import logging
 import math
 import os
 import sys
+import tarfile
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,10 +199,28 @@ def make_collate(pad_id: int):
 
 
 # ----------------------------------------------------------------------------------------------------------- model
+def model_folder(path: str) -> Path:
+    """A model folder as given, or extracted from the ``model.tar.gz`` a SageMaker channel holds (the live model
+    reaches a training job as an S3 channel with the artifact SageMaker wrote)."""
+    folder = Path(path)
+    if (folder / "config.json").is_file() or not folder.is_dir():
+        return folder
+    archives = sorted(folder.glob("*.tar.gz"))
+    if not archives:
+        return folder
+    target = Path(tempfile.mkdtemp(prefix="autobert-model-"))
+    try:
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(target, filter="data")  # refuses absolute paths, links out of the folder, devices
+    except (tarfile.TarError, OSError) as exc:
+        raise TrainingConfigError(f"{archives[0]}: unreadable model archive ({exc})") from exc
+    return target
+
+
 def load_base(args: argparse.Namespace, data_labels: list[str]):
     """Fresh model from ``--model-name``, or warm start from ``--init-model`` with the head grown for new labels."""
     if args.init_model:
-        init = Path(args.init_model)
+        init = model_folder(args.init_model)
         if not (init / "config.json").is_file() or not (init / LABELS_FILE).is_file():
             raise TrainingConfigError(f"--init-model {init}: not a model folder (needs config.json and labels.json)")
         old = TextClassifier.load(init)
@@ -487,7 +507,7 @@ def evaluate_on_holdout(candidate: TextClassifier, holdout: Path, live_model: st
     model lacks simply counts as wrong for it)."""
     df = read_dataset(holdout)
     texts, truth = df["text"].astype(str).tolist(), df["label"].astype(str).tolist()
-    live = TextClassifier.load(live_model) if live_model else None
+    live = TextClassifier.load(model_folder(live_model)) if live_model else None
     labels = list(dict.fromkeys([*candidate.labels, *(live.labels if live else []), *sorted(set(truth))]))
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[t] for t in truth])

@@ -176,3 +176,20 @@ def test_on_sagemaker_the_model_artifact_carries_the_serving_code(tiny_bert, sma
 
 def test_a_local_run_leaves_no_code_folder_in_the_model(trained):
     assert not (trained / "model" / "code").exists()
+
+
+def test_a_warm_start_channel_holding_sagemakers_model_tar_gz_is_unpacked(trained, small_dataset, tmp_path):
+    """On SageMaker the live model arrives as a channel folder holding model.tar.gz."""
+    import tarfile
+
+    channel = tmp_path / "live"
+    channel.mkdir()
+    with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
+        for file in (trained / "model").iterdir():
+            tar.add(file, arcname=file.name)
+    assert train.main(["--init-model", str(channel), "--train", str(small_dataset), "--model-dir",
+                       str(tmp_path / "warm"), "--epochs", "1", "--progress", "false", "--max-length", "32",
+                       "--holdout", str(small_dataset)]) == 0
+    evaluation = json.loads((tmp_path / "warm" / "evaluation.json").read_text())
+    assert evaluation["live_version"] == TextClassifier.load(trained / "model").version
+    assert json.loads((tmp_path / "warm" / "metrics.json").read_text())["init_model"] == str(channel)
