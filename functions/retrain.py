@@ -1,4 +1,6 @@
-"""Start a retraining run: POST /retrain (manual, from the API) and the EventBridge schedule (low-traffic window).
+"""Start a retraining run: POST /retrain (manual, from the API), the EventBridge schedule (low-traffic window), the
+feedback-count threshold (an EventBridge rate rule sends ``{"action": "check-threshold"}``) and the end of a run
+(serves the triggers that came in during it).
 
 A run starts unless one is running; then the trigger is recorded and the next run serves it (202 either way).
 """
@@ -6,7 +8,7 @@ A run starts unless one is running; then the trigger is recorded and the next ru
 from __future__ import annotations
 
 from autobert.bootstrap import bootstrap
-from autobert.workflow.start import on_execution_end, request_run
+from autobert.workflow.start import after_feedback, on_execution_end, request_run
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -31,9 +33,21 @@ def post_retrain(request: RetrainRequest) -> Response[dict]:
 def scheduled(event: dict) -> dict:
     if event.get("detail-type") == "Step Functions Execution Status Change":
         return on_execution_end(services, event.get("detail") or {})  # serve the triggers that came in meanwhile
-    return request_run(services, "schedule", full=services.settings.schedule_full_retrain)
+    s = services.settings
+    tune = {"tune": True} if s.schedule_tune else {}
+    return request_run(services, "schedule", full=s.schedule_full_retrain, **tune)
+
+
+def check_threshold() -> dict:
+    result = after_feedback(services)
+    logger.info("feedback threshold check", extra={"threshold": services.settings.feedback_threshold,
+                                                    "result": result and result["status"]})
+    # None: fewer unmerged items than the threshold, or a threshold trigger already waits for a run.
+    return result or {"status": "not-triggered", "threshold": services.settings.feedback_threshold}
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    if event.get("action") == "check-threshold":
+        return check_threshold()
     return scheduled(event) if event.get("source") in ("aws.events", "aws.states") else app.resolve(event, context)

@@ -23,8 +23,9 @@ from serving_helpers import REPO
 
 TEXT = "zebra xylophone quokka marmalade zeppelin"
 NEW_LABEL = "misc.zoo"
-HAPPY_PATH = ["MergeData", "StartTraining", "WaitForTraining", "CheckTraining", "TrainingStatus", "Evaluate",
-              "PromoteOrReject", "UpdateEndpoint", "WaitForEndpoint", "CheckEndpoint", "EndpointStatus", "Succeeded"]
+HAPPY_PATH = ["MergeData", "TrainOrTune", "StartTraining", "WaitForTraining", "CheckTraining", "TrainingStatus",
+              "Evaluate", "PromoteOrReject", "UpdateEndpoint", "WaitForEndpoint", "CheckEndpoint", "EndpointStatus",
+              "Succeeded"]
 
 
 def env_for(home, tiny_bert, small_dataset) -> dict:

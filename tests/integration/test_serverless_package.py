@@ -77,8 +77,8 @@ def resource_text(resource) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ functions
-HANDLERS = ["predict", "feedback", "retrain", "merge_data", "start_training", "check_training", "evaluate",
-            "update_endpoint", "check_endpoint", "record_failure"]
+HANDLERS = ["predict", "feedback", "retrain", "merge_data", "start_training", "start_tuning", "check_training",
+            "evaluate", "update_endpoint", "check_endpoint", "record_failure"]
 
 
 def test_every_handler_is_a_python312_function_with_tracing_and_its_own_role(resources):
@@ -223,9 +223,10 @@ def test_each_function_writes_only_the_bucket_prefixes_it_owns(resources):
             "Fn::GetAtt"][0]
 
     assert write_prefixes(resources, role_of("predict")) == set()
-    assert write_prefixes(resources, role_of("feedback")) == {"feedback", "triggers", "runs"}
+    assert write_prefixes(resources, role_of("feedback")) == {"feedback"}
     assert write_prefixes(resources, role_of("merge_data")) == {"datasets", "trainsets", "triggers", "runs"}
-    assert write_prefixes(resources, role_of("check_training")) == {"runs"}
+    assert write_prefixes(resources, role_of("start_tuning")) == {"runs"}
+    assert write_prefixes(resources, role_of("check_training")) == {"runs", "tuning"}
     assert write_prefixes(resources, "SageMakerExecutionRole") == {"models"}
 
 
@@ -238,15 +239,47 @@ def test_only_the_endpoint_steps_may_change_the_endpoint_and_pass_the_sagemaker_
     assert {"sagemaker:UpdateEndpoint", "sagemaker:CreateEndpoint", "iam:PassRole"} <= actions(
         roles["update_endpoint"])
     assert {"sagemaker:CreateTrainingJob", "iam:PassRole"} <= actions(roles["start_training"])
+    assert {"sagemaker:CreateHyperParameterTuningJob", "iam:PassRole"} <= actions(roles["start_tuning"])
     assert actions(roles["predict"]) & {a for a in actions(roles["predict"]) if a.startswith("sagemaker:")} == {
         "sagemaker:InvokeEndpoint"}
     for handler, role in roles.items():
-        if handler not in ("update_endpoint", "start_training"):
+        if handler not in ("update_endpoint", "start_training", "start_tuning"):
             assert "iam:PassRole" not in actions(role), handler
     pass_role = [st for name, st in statements(resources) if "iam:PassRole" in as_list(st["Action"])]
     assert all(st["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]} for st in pass_role)
     assert all(st["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
                for st in pass_role)
+
+
+def sagemaker_grants(resources: dict, handler: str) -> dict[str, set[str]]:
+    """sagemaker action -> the resource patterns a function's role allows it on."""
+    role = function_named(resources, f"functions/{handler}.lambda_handler")[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+    out: dict[str, set[str]] = {}
+    for name, st in statements(resources):
+        if name == role:
+            for action in as_list(st["Action"]):
+                if action.startswith("sagemaker:"):
+                    out.setdefault(action, set()).update(resource_text(r) for r in as_list(st["Resource"]))
+    return out
+
+
+def test_the_tuning_path_may_start_and_watch_only_autobert_tuning_jobs(resources):
+    tuning_job = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:hyper-parameter-tuning-job/abt-*"
+    trials = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/abt-*"
+    start = sagemaker_grants(resources, "start_tuning")
+    assert start == {"sagemaker:CreateHyperParameterTuningJob": {tuning_job},
+                     "sagemaker:DescribeHyperParameterTuningJob": {tuning_job},
+                     "sagemaker:AddTags": {tuning_job, trials}}  # the job's tags go onto its training jobs
+    check = sagemaker_grants(resources, "check_training")
+    assert check["sagemaker:DescribeHyperParameterTuningJob"] == check["sagemaker:StopHyperParameterTuningJob"] == {
+        tuning_job}
+    assert check["sagemaker:DescribeTrainingJob"] == {
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/ab-*"}
+    # The tuning job names StartTuning creates fit the granted pattern (and SageMaker's 32-character limit).
+    from autobert.tuning.steps import new_tuning_job_name
+
+    name = new_tuning_job_name()
+    assert name.startswith("abt-") and len(name) <= 32
 
 
 def test_sagemaker_assumes_its_execution_role(resources):
@@ -300,7 +333,7 @@ def test_the_definition_was_validated_at_package_time(packaged):
     assert 'State machine "retrain" definition is valid' in packaged.output
 
 
-def test_the_state_machine_logs_traces_and_may_invoke_exactly_its_seven_steps(resources):
+def test_the_state_machine_logs_traces_and_may_invoke_exactly_its_eight_steps(resources):
     props = resources["RetrainStateMachine"]["Properties"]
     assert props["LoggingConfiguration"]["Level"] == "ERROR"
     assert props["LoggingConfiguration"]["Destinations"] == [
@@ -310,15 +343,35 @@ def test_the_state_machine_logs_traces_and_may_invoke_exactly_its_seven_steps(re
               and "lambda:InvokeFunction" in as_list(st["Action"])]
     targets = {r["Fn::GetAtt"][0] for st in invoke for r in as_list(st["Resource"])}
     assert targets == {v["Fn::GetAtt"][0] for v in props["DefinitionSubstitutions"].values()}
+    assert props["DefinitionSubstitutions"]["StartTuningFunctionArn"] == {
+        "Fn::GetAtt": ["StartTuningLambdaFunction", "Arn"]}
+    assert len(targets) == 8
+
+
+def schedule_rules(resources: dict) -> dict[str, dict]:
+    return {r["Properties"]["Name"]: r["Properties"] for r in of_type(resources, "AWS::Events::Rule").values()
+            if "ScheduleExpression" in r["Properties"]}
 
 
 def test_a_schedule_rule_starts_the_retrain_starter_in_the_low_traffic_window(resources):
-    rules = [r for r in of_type(resources, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
-    [rule] = rules
-    assert rule["Properties"]["ScheduleExpression"] == "cron(0 2 * * ? *)"
-    assert rule["Properties"]["State"] == "ENABLED"
-    [target] = rule["Properties"]["Targets"]
+    rule = schedule_rules(resources)["autobert-test-scheduled-retrain"]
+    assert rule["ScheduleExpression"] == "cron(0 2 * * ? *)"
+    assert rule["State"] == "ENABLED"
+    [target] = rule["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["RetrainLambdaFunction", "Arn"]}
+    assert "Input" not in target  # EventBridge's own "Scheduled Event": the starter records a schedule trigger
+
+
+def test_a_rate_rule_has_the_retrain_starter_check_the_feedback_threshold(resources):
+    rules = schedule_rules(resources)
+    assert set(rules) == {"autobert-test-scheduled-retrain", "autobert-test-feedback-threshold"}
+    rule = rules["autobert-test-feedback-threshold"]
+    assert rule["ScheduleExpression"] == "rate(15 minutes)" and rule["State"] == "ENABLED"
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["RetrainLambdaFunction", "Arn"]}
+    assert json.loads(target["Input"]) == {"action": "check-threshold"}
+    _, feedback = function_named(resources, "functions/feedback.lambda_handler")
+    assert feedback["Properties"]["Environment"]["Variables"]["AUTOBERT_FEEDBACK_THRESHOLD"] == "200"
 
 
 def test_the_end_of_a_run_calls_the_starter_so_queued_triggers_are_served(resources):
@@ -331,7 +384,7 @@ def test_the_end_of_a_run_calls_the_starter_so_queued_triggers_are_served(resour
     assert resource_text(detail["stateMachineArn"][0]).endswith(":stateMachine:autobert-test-retrain")
     permissions = [p["Properties"] for p in of_type(resources, "AWS::Lambda::Permission").values()
                    if p["Properties"]["Principal"] == "events.amazonaws.com"]
-    assert len(permissions) == 2  # the schedule and this rule may invoke the starter
+    assert len(permissions) == 3  # the schedule, the threshold check and this rule may invoke the starter
 
 
 def test_failed_runs_raise_an_alarm_and_an_event_to_the_alerts_topic(resources):
@@ -361,7 +414,8 @@ def test_outputs_tell_bootstrap_where_everything_is(template):
 def test_parameters_reach_the_template():
     t = package("trainingInstanceType=ml.p3.2xlarge", "trainingUseSpot=false", "endpointInstanceType=ml.c5.xlarge",
                 "modelName=distilbert-base-uncased", "feedbackThreshold=50", "scheduleCron=cron(30 3 * * ? *)",
-                "apiQuotaLimit=5000").template
+                "apiQuotaLimit=5000", "tuningMaxJobs=4", "tuningMaxParallelJobs=1", "scheduleTune=true",
+                "thresholdCheckRate=rate(5 minutes)", "thresholdCheckEnabled=false").template
     res = t["Resources"]
     env = function_named(res, "functions/start_training.lambda_handler")[1]["Properties"]["Environment"]["Variables"]
     assert env["AUTOBERT_TRAINING_INSTANCE_TYPE"] == "ml.p3.2xlarge"
@@ -369,7 +423,11 @@ def test_parameters_reach_the_template():
     assert env["AUTOBERT_INFERENCE_INSTANCE_TYPE"] == "ml.c5.xlarge"
     assert env["AUTOBERT_MODEL_NAME"] == "distilbert-base-uncased"
     assert env["AUTOBERT_FEEDBACK_THRESHOLD"] == "50"
-    [rule] = [r for r in of_type(res, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
-    assert rule["Properties"]["ScheduleExpression"] == "cron(30 3 * * ? *)"
+    assert (env["AUTOBERT_TUNING_MAX_JOBS"], env["AUTOBERT_TUNING_MAX_PARALLEL_JOBS"]) == ("4", "1")
+    assert env["AUTOBERT_SCHEDULE_TUNE"] == "true"
+    rules = schedule_rules(res)
+    assert rules["autobert-test-scheduled-retrain"]["ScheduleExpression"] == "cron(30 3 * * ? *)"
+    threshold = rules["autobert-test-feedback-threshold"]
+    assert threshold["ScheduleExpression"] == "rate(5 minutes)" and threshold["State"] == "DISABLED"
     [plan] = of_type(res, "AWS::ApiGateway::UsagePlan").values()
     assert plan["Properties"]["Quota"]["Limit"] == 5000

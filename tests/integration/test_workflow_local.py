@@ -18,8 +18,9 @@ from autobert.workflow.runs import RunStore
 from autobert.workflow.triggers import pending_triggers, record_trigger
 from serving_helpers import EndpointThread
 
-HAPPY_PATH = ["MergeData", "StartTraining", "WaitForTraining", "CheckTraining", "TrainingStatus", "Evaluate",
-              "PromoteOrReject", "UpdateEndpoint", "WaitForEndpoint", "CheckEndpoint", "EndpointStatus", "Succeeded"]
+HAPPY_PATH = ["MergeData", "TrainOrTune", "StartTraining", "WaitForTraining", "CheckTraining", "TrainingStatus",
+              "Evaluate", "PromoteOrReject", "UpdateEndpoint", "WaitForEndpoint", "CheckEndpoint", "EndpointStatus",
+              "Succeeded"]
 
 
 def visited(run: dict) -> list[str]:

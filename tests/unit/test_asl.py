@@ -1,4 +1,6 @@
-"""The state machine definition: valid ASL (asl-validator), the states the design names, a Catch on every task."""
+"""The state machine definition: valid ASL (asl-validator), the states the design names, a Catch on every task, and
+the train-or-tune choice executed by aws-local-stepfunctions (the local runner) with canned task results standing in
+for the Lambdas."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 ASL = REPO / "statemachines" / "retrain.asl.json"
 VALIDATOR = REPO / "node_modules" / ".bin" / "asl-validator"
-PLACEHOLDERS = {"MergeData", "StartTraining", "CheckTraining", "Evaluate", "UpdateEndpoint", "CheckEndpoint",
-                "RecordFailure"}
+RUNNER = REPO / "statemachines" / "local" / "run.mjs"
+PLACEHOLDERS = {"MergeData", "StartTraining", "StartTuning", "CheckTraining", "Evaluate", "UpdateEndpoint",
+                "CheckEndpoint", "RecordFailure"}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,8 @@ def test_task_resources_are_the_cloudformation_placeholders_serverless_substitut
 def test_the_happy_path_visits_the_designed_states_in_order(definition):
     states = definition["States"]
     assert definition["StartAt"] == "MergeData"
-    assert states["MergeData"]["Next"] == "StartTraining"
+    assert states["MergeData"]["Next"] == "TrainOrTune"
+    assert states["TrainOrTune"]["Type"] == "Choice" and states["TrainOrTune"]["Default"] == "StartTraining"
     assert states["StartTraining"]["Next"] == "WaitForTraining"
     assert states["WaitForTraining"]["Type"] == "Wait"
     assert states["WaitForTraining"]["Next"] == "CheckTraining"
@@ -81,10 +85,94 @@ def test_every_task_retries_transient_errors_with_backoff(definition):
 def test_error_names_in_the_definition_are_real_exception_classes(definition):
     from autobert import errors as base_errors
     from autobert import ports
+    from autobert.tuning import errors as tuning_errors
     from autobert.workflow import errors as workflow_errors
 
-    known = {n for n in dir(workflow_errors) + dir(base_errors) + dir(ports) if n[0].isupper()}
+    known = {n for n in dir(workflow_errors) + dir(base_errors) + dir(ports) + dir(tuning_errors) if n[0].isupper()}
     for state in definition["States"].values():
         for rule in state.get("Retry", []) + state.get("Catch", []):
             for name in rule["ErrorEquals"]:
                 assert name in known or name.startswith(("States.", "Lambda.")), name
+
+
+# ------------------------------------------------------------------------------------------------ the tuning path
+def test_start_tuning_is_start_training_with_a_tuning_job_and_its_config_error(definition):
+    states = definition["States"]
+    train, tune = states["StartTraining"], states["StartTuning"]
+    assert tune["Resource"] == "${StartTuningFunctionArn}"
+    # Same slot in the execution state and the same wait loop: CheckTraining polls whichever job was started.
+    assert tune["ResultPath"] == train["ResultPath"] == "$.training"
+    assert tune["Next"] == train["Next"] == "WaitForTraining"
+    assert tune["Retry"] == train["Retry"]
+    assert tune["Catch"][0]["ErrorEquals"][0] == "TuningConfigError"
+    assert set(train["Catch"][0]["ErrorEquals"]) < set(tune["Catch"][0]["ErrorEquals"])
+    assert tune["Catch"][1:] == train["Catch"][1:]
+    assert {c["Next"] for c in states["TrainOrTune"]["Choices"]} == {"StartTuning"}
+
+
+CANNED = {  # what each task returns, the shapes of autobert.workflow.steps / autobert.tuning.steps
+    "MergeData": {"dataset_version": "d-1", "warm": False},
+    "StartTraining": {"job_name": "ab-1", "model_version": "ab-1"},
+    "StartTuning": {"job_name": "abt-1", "tuning_job": "abt-1", "model_version": None},
+    "CheckTraining": {"status": "Completed", "timed_out": False},
+    "Evaluate": {"promote": False, "model_version": "ab-1"},
+    "RecordFailure": {"error": "x"},
+}
+
+
+def execute(execution_input: dict, fail: dict[str, str] | None = None) -> tuple[list[str], dict, dict]:
+    """Run the ASL file with aws-local-stepfunctions: states entered, the end message, each task's last input."""
+    fail = fail or {}
+    cmd = ["node", str(RUNNER), "--definition", str(ASL), "--input", json.dumps(execution_input),
+           "--wait-ms", "0", "--retry-ms", "0"]
+    entered, inputs, end = [], {}, {}
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=REPO) as proc:
+        for line in proc.stdout:
+            message = json.loads(line)
+            if message["type"] == "task":
+                resource = message["resource"]
+                inputs[resource] = message["input"]
+                reply = ({"error": fail[resource], "cause": "canned failure"} if resource in fail
+                         else {"output": CANNED[resource]})
+                proc.stdin.write(json.dumps({"id": message["id"], **reply}) + "\n")
+                proc.stdin.flush()
+            elif message["type"] == "event" and message["event"]["type"] == "StateEntered":
+                entered.append(message["event"]["state"]["name"])
+            elif message["type"] == "end":
+                end = message
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    return entered, end, inputs
+
+
+needs_runner = pytest.mark.skipif(
+    shutil.which("node") is None or not (REPO / "node_modules" / "aws-local-stepfunctions").exists(),
+    reason="node or aws-local-stepfunctions not installed")
+
+
+@needs_runner
+def test_an_execution_with_tune_true_tunes_and_polls_the_tuning_job_in_the_training_loop():
+    entered, end, inputs = execute({"run_id": "r-1", "triggers": [], "full": True, "tune": True})
+    assert entered[:6] == ["MergeData", "TrainOrTune", "StartTuning", "WaitForTraining", "CheckTraining",
+                           "TrainingStatus"]
+    assert "StartTraining" not in entered
+    assert inputs["CheckTraining"]["training"]["tuning_job"] == "abt-1"
+    assert entered[-1] == "CandidateRejected" and end["status"] == "SUCCEEDED"
+
+
+@needs_runner
+@pytest.mark.parametrize("execution_input", [{}, {"tune": False}], ids=["tune missing", "tune false"])
+def test_an_execution_without_tune_true_trains_as_before(execution_input):
+    entered, end, _ = execute({"run_id": "r-2", "triggers": [], "full": True, **execution_input})
+    assert entered[:3] == ["MergeData", "TrainOrTune", "StartTraining"] and "StartTuning" not in entered
+    assert end["status"] == "SUCCEEDED"
+
+
+@needs_runner
+def test_a_tuning_config_error_is_recorded_and_fails_the_run():
+    entered, end, inputs = execute({"run_id": "r-3", "triggers": [], "full": True, "tune": True},
+                                   fail={"StartTuning": "TuningConfigError"})
+    assert entered[-3:] == ["StartTuning", "RecordFailure", "RunFailed"]
+    assert inputs["RecordFailure"]["error"]["Error"] == "TuningConfigError"
+    assert end["status"] == "FAILED" and end["error"] == "TuningConfigError"

@@ -155,6 +155,12 @@ class Settings(BaseSettings):
                                                           "stopping (Auto: median rule after each epoch).")
     # --- end hyperparameter tuning ---------------------------------------------------------------------------------
 
+    # --- Tuning path of the retraining workflow on AWS (issue 7 wiring) ---------------------------------------------
+    schedule_tune: bool = Field(False, description="AWS: the scheduled run starts a SageMaker tuning job (execution "
+                                "input tune=true) instead of one training job; its best model is gated and deployed "
+                                "like any candidate.")
+    # --- end tuning path -------------------------------------------------------------------------------------------
+
     # --- AWS deployment (issue 5): `autobert aws bootstrap|status|teardown` against the serverless.yml stack -------
     aws_stage: str = Field("dev", pattern=r"^[a-z0-9-]+$", description="Stage the stack was deployed with "
                            "(npx osls deploy --stage ...); the stack is autobert-<stage>.")

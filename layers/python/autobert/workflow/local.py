@@ -33,6 +33,7 @@ from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT, Settings
 from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
 from autobert.errors import AutobertError
+from autobert.tuning import steps as tuning_steps
 from autobert.workflow import steps
 from autobert.workflow.errors import WorkflowError
 from autobert.workflow.merge import current_dataset, import_initial_dataset
@@ -55,6 +56,8 @@ RUNNER = REPO_ROOT / "statemachines" / "local" / "run.mjs"
 HANDLERS: dict[str, Callable[[Services, dict], dict]] = {
     "MergeData": steps.merge_data,
     "StartTraining": steps.start_training,
+    # Local runs never set "tune"; if one does, the step refuses it (TuningConfigError) and the run fails clearly.
+    "StartTuning": tuning_steps.start_tuning,
     "CheckTraining": steps.check_training,
     "Evaluate": steps.evaluate,
     "UpdateEndpoint": steps.update_endpoint,

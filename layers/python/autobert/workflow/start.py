@@ -37,12 +37,14 @@ def start_pending_on_aws(services: Services) -> dict:
         return {"status": "idle"}
     run_id = new_run_id()
     full = any(t.get("full") for t in pending) or ModelRegistry(services.store).live() is None
+    # A trigger that asks for tuning (the schedule with AUTOBERT_SCHEDULE_TUNE) makes the run take the tuning path.
+    tune = any(t.get("tune") for t in pending)
     RunStore(services.store).create(run_id, trigger=pending[0]["kind"], executor="stepfunctions",
                                     trigger_kinds=sorted({t["kind"] for t in pending}),
-                                    triggered_at=min(t["at"] for t in pending), full=full)
+                                    triggered_at=min(t["at"] for t in pending), full=full, tune=tune)
     # Served from here on, even if the execution dies before its first step: a broken run must not restart forever.
     mark_served(services.store, [t["id"] for t in pending], run_id)
-    arn = sfn.start(run_id, {"run_id": run_id, "triggers": [t["id"] for t in pending], "full": full})
+    arn = sfn.start(run_id, {"run_id": run_id, "triggers": [t["id"] for t in pending], "full": full, "tune": tune})
     RunStore(services.store).update(run_id, execution_arn=arn)
     return {"status": "started", "run_id": run_id, "execution_arn": arn}
 
@@ -61,7 +63,10 @@ def on_execution_end(services: Services, detail: dict) -> dict:
 
 
 def after_feedback(services: Services) -> dict | None:
-    """Call after a feedback item is stored: starts a run once enough unmerged feedback has piled up."""
+    """Starts a run once enough unmerged feedback has piled up (None if not, or if a threshold trigger already
+    waits). Cheap: it lists feedback keys and reads the current dataset's merged ids. Locally the Scheduler checks
+    the threshold; on AWS an EventBridge rate rule calls it through the retrain starter (``functions/retrain.py``),
+    so the feedback Lambda stays free of pandas and of the workflow's permissions."""
     s = services.settings
     if current_dataset(services.store) is None or not threshold_reached(services.store, s.feedback_threshold):
         return None

@@ -2,8 +2,10 @@
 the ASL stores under its ResultPath. ``functions/<name>.py`` wraps each one as a Lambda handler; the local runner
 calls them directly. Errors are raised as exceptions whose class names the ASL's Retry/Catch list.
 
-Execution state, as it grows: ``{"run_id", "triggers", "full"}`` → ``merge`` → ``training`` → ``training_status``
-→ ``evaluation`` → ``deploy`` → ``endpoint``; on a caught error ``error: {"Error", "Cause"}``.
+Execution state, as it grows: ``{"run_id", "triggers", "full"}`` (AWS: optional ``"tune": true``) → ``merge`` →
+``training`` → ``training_status`` → ``evaluation`` → ``deploy`` → ``endpoint``; on a caught error
+``error: {"Error", "Cause"}``. On the tuning path (``autobert.tuning.steps``) ``training`` holds the tuning job and
+``training_status`` its best training job, whose model then takes the same Evaluate → UpdateEndpoint path.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 from autobert import layout
 from autobert.bootstrap import Services
 from autobert.ports import EndpointDeployer, ObjectNotFound, TrainingJobSpec
+from autobert.tuning import steps as tuning_steps
+from autobert.tuning.records import load_defaults_record
 from autobert.workflow import merge as merging
 from autobert.workflow.errors import DeploymentError, EvaluationError
 from autobert.workflow.gate import Margins, decide
@@ -66,17 +70,33 @@ def merge_data(services: Services, event: dict) -> dict:
 
 
 # -------------------------------------------------------------------------------------------------- StartTraining
+# A warm start fine-tunes the live model briefly: the epochs and learning rate tuned for a full training from the
+# base model would overshoot it, so those stay the warm-start settings.
+FULL_TRAINING_ONLY = ("epochs", "learning-rate")
+# Set by the workflow itself; a tuned defaults record never overrides them.
+WORKFLOW_OWNED = ("model-version", "init-model", "progress", "test-fraction")
+
+
+def tuned_defaults(services: Services, warm: bool) -> tuple[dict[str, str], dict | None]:
+    """The hyperparameters saved by `autobert tune apply` that apply to this run, and where they came from."""
+    record = load_defaults_record(services.store) or {}
+    params = {str(k): str(v) for k, v in (record.get("hyperparameters") or {}).items()
+              if k not in WORKFLOW_OWNED and not (warm and k in FULL_TRAINING_ONLY)}
+    return params, (record.get("source") if params else None)
+
+
 def training_hyperparameters(services: Services, job_name: str, warm: bool, init_path: str | None,
                              has_validation: bool) -> dict[str, str]:
+    """Settings defaults, then the tuned defaults, then AUTOBERT_TRAIN_HYPERPARAMETERS (explicit settings win)."""
     s = services.settings
     hp = {
         "model-name": s.model_name,
         "epochs": str(s.warm_epochs if warm else s.train_epochs),
         "learning-rate": str(s.warm_learning_rate if warm else s.train_learning_rate),
         "seed": str(s.seed),
-        "model-version": job_name,
-        "progress": "false",
     }
+    hp.update(tuned_defaults(services, warm)[0])
+    hp.update({"model-version": job_name, "progress": "false"})
     if warm and init_path:
         hp["init-model"] = init_path
     if has_validation:
@@ -103,15 +123,19 @@ def start_training(services: Services, event: dict) -> dict:
     spec = TrainingJobSpec(job_name=job_name, hyperparameters=hp, channels=channels,
                            output_uri=store.uri(layout.MODELS), extra={"run_id": run_id})
     services.training_jobs.start(spec)
-    RunStore(store).update(run_id, training_job=job_name, model_version=job_name, training_started_at=now_iso())
+    tuned_from = tuned_defaults(services, merge["warm"])[1]
+    RunStore(store).update(run_id, training_job=job_name, model_version=job_name, training_started_at=now_iso(),
+                           hyperparameters=hp, tuned_defaults=tuned_from)
     started = time.time()
     return {"job_name": job_name, "model_version": job_name, "warm": merge["warm"], "started_at": started,
-            "deadline": started + settings.training_max_wait_seconds}
+            "deadline": started + settings.training_max_wait_seconds, "tuned_defaults": tuned_from}
 
 
 # -------------------------------------------------------------------------------------------------- CheckTraining
 def check_training(services: Services, event: dict) -> dict:
     training = event["training"]
+    if training.get("tuning_job"):  # StartTuning ran instead of StartTraining: the same loop polls the tuning job
+        return tuning_steps.check_tuning(services, event)
     state = services.training_jobs.describe(training["job_name"])
     timed_out = state.status == "InProgress" and time.time() > training["deadline"]
     if timed_out:
@@ -143,7 +167,9 @@ def read_job_report(services: Services, output_uri: str, name: str) -> dict:
 def evaluate(services: Services, event: dict) -> dict:
     store, s = services.store, services.settings
     run_id, training, status, merge = event["run_id"], event["training"], event["training_status"], event["merge"]
-    version = training["model_version"]
+    # The tuning path: the candidate is the tuning job's best training job (its name is the model version).
+    version = status.get("model_version") or training["model_version"]
+    training_job = status.get("best_training_job") or training["job_name"]
     evaluation = read_job_report(services, status["output_uri"], EVALUATION_FILE)
     metrics = read_job_report(services, status["output_uri"], METRICS_FILE)
     registry = ModelRegistry(store)
@@ -152,20 +178,32 @@ def evaluate(services: Services, event: dict) -> dict:
                       live_labels=live.get("labels") if live else None, candidate_labels=metrics.get("labels"))
     test = metrics.get("test") or metrics.get("validation") or {}
     registry.register(
-        version, status="candidate" if decision.promote else "rejected", training_job=training["job_name"],
+        version, status="candidate" if decision.promote else "rejected", training_job=training_job,
         run_id=run_id, dataset_version=merge["dataset_version"], holdout_version=merge["holdout_version"],
         model_uri=status["model_uri"], labels=metrics.get("labels", []), warm=training["warm"],
         init_version=merge.get("init_version"),
         metrics={"accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
                  "training": metrics.get("training", {})},
         evaluation={**decision.to_dict(), "holdout_rows": evaluation.get("holdout_rows"),
-                    "live_version": evaluation.get("live_version")})
+                    "live_version": evaluation.get("live_version")},
+        # Which parameters made this model: what train.py ran with, and the tuning that chose them.
+        hyperparameters=metrics.get("hyperparameters", {}), tuned_defaults=training.get("tuned_defaults"),
+        tuning=tuning_summary(training, status))
     fields: dict[str, Any] = {"gate": {"promote": decision.promote, "reasons": decision.reasons}}
+    if training.get("tuning_job"):
+        fields.update(training_job=training_job, model_version=version)
     if not decision.promote:
         fields["status"] = "rejected"
     RunStore(store).update(run_id, **fields)
     return {"promote": decision.promote, "model_version": version, "model_uri": status["model_uri"],
             "reasons": decision.reasons, "new_labels": decision.new_labels}
+
+
+def tuning_summary(training: dict, status: dict) -> dict | None:
+    if not training.get("tuning_job"):
+        return None
+    return {"job": training["tuning_job"], "objective": status.get("best_objective"),
+            "tuned_hyperparameters": status.get("tuned_hyperparameters") or {}}
 
 
 # ------------------------------------------------------------------------------------------ UpdateEndpoint & check
