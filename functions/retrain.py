@@ -39,11 +39,16 @@ def scheduled(event: dict) -> dict:
 
 
 def check_threshold() -> dict:
+    threshold = services.settings.feedback_threshold
+    running = services.workflow_runs.running()
+    if running:
+        # The running run merges what was unmerged when it started; a trigger recorded now would queue a second run
+        # for the same items. The next check after it ends counts what it left.
+        return {"status": "running", "running": [e["name"] for e in running], "threshold": threshold}
     result = after_feedback(services)
-    logger.info("feedback threshold check", extra={"threshold": services.settings.feedback_threshold,
-                                                    "result": result and result["status"]})
+    logger.info("feedback threshold check", extra={"threshold": threshold, "result": result and result["status"]})
     # None: fewer unmerged items than the threshold, or a threshold trigger already waits for a run.
-    return result or {"status": "not-triggered", "threshold": services.settings.feedback_threshold}
+    return result or {"status": "not-triggered", "threshold": threshold}
 
 
 @logger.inject_lambda_context

@@ -40,16 +40,17 @@ def handlers(monkeypatch):
                                holdout_fraction=0.2, seed=0)
         store.put_json(layout.feedback_key("f1", __import__("datetime").date(2026, 11, 25)),
                        {"id": "f1", "text": "a recipe for soup", "label": "cooking", "received_at": "x"})
-        names = ["merge_data", "start_training", "check_training", "evaluate", "update_endpoint", "check_endpoint",
-                 "record_failure", "retrain"]
+        names = ["merge_data", "start_training", "start_tuning", "check_training", "evaluate", "update_endpoint",
+                 "check_endpoint", "record_failure", "retrain"]
         yield store, {n: load_module(REPO_FUNCTIONS / f"{n}.py", f"handler_{n}") for n in names}
 
 
-def put_training_output(store, job: str, promote_ready: bool = True) -> None:
+def put_training_output(store, job: str, promote_ready: bool = True, hyperparameters: dict | None = None) -> None:
     report = {"accuracy": 0.9, "macro_f1": 0.9, "per_class": {
         "autos": {"f1": 0.9, "support": 2}, "space": {"f1": 0.9, "support": 2}}}
     files = {"evaluation.json": {"candidate": report, "live": None, "holdout_rows": 4},
-             "metrics.json": {"labels": ["autos", "space", "cooking"], "test": {"accuracy": 0.9, "macro_f1": 0.9}}}
+             "metrics.json": {"labels": ["autos", "space", "cooking"], "test": {"accuracy": 0.9, "macro_f1": 0.9},
+                              "hyperparameters": hyperparameters or {}}}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, content in files.items():
@@ -167,3 +168,163 @@ def test_the_workflow_handlers_load_without_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------------ the tuning path
+def test_the_tuning_path_gates_and_deploys_the_best_training_job_through_the_same_handlers(handlers, lambda_context):
+    store, h = handlers
+    state = {"run_id": "r-5", "triggers": [], "full": True, "tune": True}
+    state["merge"] = h["merge_data"].lambda_handler(state, lambda_context)
+    state["training"] = h["start_tuning"].lambda_handler(state, lambda_context)
+    tuning_job = state["training"]["tuning_job"]
+    sagemaker = h["check_training"].services.client("sagemaker")
+    sent = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning_job)
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+                for c in sent["TrainingJobDefinition"]["InputDataConfig"]}
+    assert channels["train"] == f"s3://{BUCKET}/datasets/{state['merge']['dataset_version']}/"
+
+    # CheckTraining sees a tuning job in $.training and describes it (moto completes it at once).
+    state["training_status"] = h["check_training"].lambda_handler(state, lambda_context)
+    best = state["training_status"]["best_training_job"]
+    assert state["training_status"]["status"] == "Completed" and best and best != tuning_job
+    assert state["training_status"]["model_version"] == best
+
+    put_training_output(store, best, hyperparameters={"learning_rate": 4.2e-05, "epochs": 3})
+    state["evaluation"] = h["evaluate"].lambda_handler(state, lambda_context)
+    assert state["evaluation"]["promote"] is True and state["evaluation"]["model_version"] == best
+    record = store.get_json(layout.model_record(best))
+    assert record["status"] == "candidate" and record["training_job"] == best
+    assert record["model_uri"] == f"s3://{BUCKET}/models/{best}/output/model.tar.gz"
+    assert record["hyperparameters"] == {"learning_rate": 4.2e-05, "epochs": 3}
+    assert record["tuning"]["job"] == tuning_job
+    assert record["tuning"]["objective"] == state["training_status"]["best_objective"]
+    run = store.get_json(layout.run_record("r-5"))
+    assert run["tuning_job"] == tuning_job and run["model_version"] == best
+
+    state["deploy"] = h["update_endpoint"].lambda_handler(state, lambda_context)
+    assert h["check_endpoint"].lambda_handler(state, lambda_context)["status"] == "InService"
+    assert store.get_json(layout.LIVE_MODEL)["version"] == best
+
+
+def test_a_training_run_records_no_tuning(handlers, lambda_context):
+    store, h = handlers
+    state = {"run_id": "r-6", "triggers": [], "full": True}
+    state["merge"] = h["merge_data"].lambda_handler(state, lambda_context)
+    state["training"] = h["start_training"].lambda_handler(state, lambda_context)
+    state["training_status"] = h["check_training"].lambda_handler(state, lambda_context)
+    job = state["training"]["job_name"]
+    put_training_output(store, job, hyperparameters={"epochs": 3})
+    h["evaluate"].lambda_handler(state, lambda_context)
+    record = store.get_json(layout.model_record(job))
+    assert record["tuning"] is None and record["training_job"] == job and record["hyperparameters"] == {"epochs": 3}
+
+
+def apply_study(store, params: dict) -> None:
+    from autobert.tuning import apply_defaults
+
+    apply_defaults(store, {"study_id": "s-1", "backend": "local", "objective": "validation:macro_f1",
+                           "best": {"number": 0},
+                           "trials": [{"number": 0, "state": "COMPLETE", "params": params, "value": 0.8}]})
+
+
+def test_tuned_defaults_reach_the_next_training_job_and_are_recorded(handlers, lambda_context):
+    store, h = handlers
+    apply_study(store, {"learning-rate": "4.2e-05", "epochs": "5", "batch-size": "32", "model-version": "x"})
+    state = {"run_id": "r-7", "triggers": [], "full": True}
+    state["merge"] = h["merge_data"].lambda_handler(state, lambda_context)
+    state["training"] = h["start_training"].lambda_handler(state, lambda_context)
+    job = state["training"]["job_name"]
+    sent = h["check_training"].services.training_jobs.client.describe_training_job(TrainingJobName=job)
+    hp = sent["HyperParameters"]
+    assert (hp["learning-rate"], hp["epochs"], hp["batch-size"]) == ("4.2e-05", "5", "32")
+    assert hp["model-version"] == job  # the workflow's own keys are never taken from tuned defaults
+    assert state["training"]["tuned_defaults"]["study_id"] == "s-1"
+    assert store.get_json(layout.run_record("r-7"))["tuned_defaults"]["study_id"] == "s-1"
+    state["training_status"] = h["check_training"].lambda_handler(state, lambda_context)
+    put_training_output(store, job)
+    h["evaluate"].lambda_handler(state, lambda_context)
+    assert store.get_json(layout.model_record(job))["tuned_defaults"]["study_id"] == "s-1"
+
+
+def test_explicit_hyperparameters_beat_tuned_ones_and_a_warm_start_keeps_its_epochs_and_learning_rate(handlers):
+    from autobert.bootstrap import Services
+    from autobert.config import Settings
+    from autobert.workflow.steps import training_hyperparameters
+
+    store, _ = handlers
+    apply_study(store, {"learning-rate": "4.2e-05", "epochs": "5", "batch-size": "32", "max-length": "128"})
+    settings = Settings(mode="aws", bucket=BUCKET, region="us-east-1", train_hyperparameters={"max-length": "256"},
+                        warm_epochs=2, warm_learning_rate=5e-5)
+    full = training_hyperparameters(Services(settings), "ab-1", warm=False, init_path=None, has_validation=False)
+    assert (full["learning-rate"], full["epochs"], full["batch-size"], full["max-length"]) == (
+        "4.2e-05", "5", "32", "256")
+    warm = training_hyperparameters(Services(settings), "ab-2", warm=True, init_path="/opt/ml/input/data/live",
+                                    has_validation=True)
+    assert (float(warm["learning-rate"]), float(warm["epochs"]), warm["batch-size"]) == (5e-5, 2, "32")
+    assert warm["init-model"] == "/opt/ml/input/data/live"
+
+
+# ---------------------------------------------------------------------------------- feedback-count threshold (AWS)
+THRESHOLD_CHECK = {"action": "check-threshold"}  # the input the EventBridge rate rule sends (serverless.yml)
+
+
+def add_feedback(store, *ids: str) -> None:
+    for item in ids:
+        store.put_json(layout.feedback_key(item, __import__("datetime").date(2026, 11, 25)),
+                       {"id": item, "text": f"soup recipe {item}", "label": "cooking", "received_at": "x"})
+
+
+def test_the_threshold_check_starts_a_run_once_enough_unmerged_feedback_is_stored(handlers, lambda_context,
+                                                                                  monkeypatch):
+    store, _ = handlers
+    set_env(monkeypatch, feedback_threshold=3)
+    retrain = load_module(REPO_FUNCTIONS / "retrain.py", "handler_retrain_threshold")  # a cold start
+    assert retrain.lambda_handler(THRESHOLD_CHECK, lambda_context) == {"status": "not-triggered", "threshold": 3}
+    add_feedback(store, "f2")
+    assert retrain.lambda_handler(THRESHOLD_CHECK, lambda_context)["status"] == "not-triggered"  # 2 < 3
+    assert not store.list_keys(layout.TRIGGERS)
+    sfn = retrain.services.workflow_runs
+    assert sfn.running() == []
+
+    add_feedback(store, "f3")
+    out = retrain.lambda_handler(THRESHOLD_CHECK, lambda_context)
+    assert out["status"] == "started"
+    run = store.get_json(layout.run_record(out["run_id"]))
+    assert run["trigger"] == "threshold" and run["tune"] is False
+    assert [e["name"] for e in sfn.running()] == [out["run_id"]]
+
+    # While that run runs, more checks neither start nor queue a second run for the same feedback.
+    add_feedback(store, "f4", "f5", "f6")
+    again = retrain.lambda_handler(THRESHOLD_CHECK, lambda_context)
+    assert again["status"] == "running" and again["running"] == [out["run_id"]]
+    assert len(store.list_keys(layout.TRIGGERS)) == 2  # the one trigger and its served marker
+
+
+def test_the_threshold_check_does_nothing_before_the_first_dataset(monkeypatch, lambda_context):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
+            name="retrain", roleArn=ROLE, definition=json.dumps(
+                {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+        set_env(monkeypatch, mode="aws", bucket=BUCKET, state_machine_arn=arn, feedback_threshold=1,
+                trace_disabled="true")
+        store = S3ObjectStore(boto3.client("s3", region_name="us-east-1"), BUCKET)
+        add_feedback(store, "f1", "f2")
+        retrain = load_module(REPO_FUNCTIONS / "retrain.py", "handler_retrain_empty")
+        assert retrain.lambda_handler(THRESHOLD_CHECK, lambda_context)["status"] == "not-triggered"
+        assert not store.list_keys(layout.TRIGGERS)
+
+
+def test_a_scheduled_run_tunes_when_the_stage_enables_it(handlers, lambda_context, monkeypatch):
+    store, _ = handlers
+    set_env(monkeypatch, schedule_tune="true")
+    retrain = load_module(REPO_FUNCTIONS / "retrain.py", "handler_retrain_tune")
+    out = retrain.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context)
+    assert out["status"] == "started"
+    sfn = retrain.services.workflow_runs.client
+    execution = sfn.describe_execution(executionArn=out["execution_arn"])
+    assert json.loads(execution["input"])["tune"] is True
+    assert store.get_json(layout.run_record(out["run_id"]))["tune"] is True
