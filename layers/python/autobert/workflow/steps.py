@@ -86,8 +86,9 @@ def tuned_defaults(services: Services, warm: bool) -> tuple[dict[str, str], dict
 
 
 def training_hyperparameters(services: Services, job_name: str, warm: bool, init_path: str | None,
-                             has_validation: bool) -> dict[str, str]:
-    """Settings defaults, then the tuned defaults, then AUTOBERT_TRAIN_HYPERPARAMETERS (explicit settings win)."""
+                             has_validation: bool, tuned: dict[str, str] | None = None) -> dict[str, str]:
+    """Settings defaults, then the tuned defaults (``tuned``, else read from the bucket), then
+    AUTOBERT_TRAIN_HYPERPARAMETERS (explicit settings win)."""
     s = services.settings
     hp = {
         "model-name": s.model_name,
@@ -95,7 +96,7 @@ def training_hyperparameters(services: Services, job_name: str, warm: bool, init
         "learning-rate": str(s.warm_learning_rate if warm else s.train_learning_rate),
         "seed": str(s.seed),
     }
-    hp.update(tuned_defaults(services, warm)[0])
+    hp.update(tuned_defaults(services, warm)[0] if tuned is None else tuned)
     hp.update({"model-version": job_name, "progress": "false"})
     if warm and init_path:
         hp["init-model"] = init_path
@@ -119,11 +120,11 @@ def start_training(services: Services, event: dict) -> dict:
         # The live model is scored on the holdout beside the candidate (and is the warm start's init model).
         channels["live"] = live["model_uri"]
         init_path = f"{SAGEMAKER_CHANNEL_ROOT}/live" if services.aws else live["model_uri"]
-    hp = training_hyperparameters(services, job_name, merge["warm"], init_path, "validation" in channels)
+    tuned, tuned_from = tuned_defaults(services, merge["warm"])
+    hp = training_hyperparameters(services, job_name, merge["warm"], init_path, "validation" in channels, tuned)
     spec = TrainingJobSpec(job_name=job_name, hyperparameters=hp, channels=channels,
                            output_uri=store.uri(layout.MODELS), extra={"run_id": run_id})
     services.training_jobs.start(spec)
-    tuned_from = tuned_defaults(services, merge["warm"])[1]
     RunStore(store).update(run_id, training_job=job_name, model_version=job_name, training_started_at=now_iso(),
                            hyperparameters=hp, tuned_defaults=tuned_from)
     started = time.time()
