@@ -92,7 +92,7 @@ class Stack:
 def stack_env(home: Path, extra: dict[str, str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
     env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                "AUTOBERT_API_PORT": "0", "AUTOBERT_SCHEDULE_ENABLED": "false", "AUTOBERT_FEEDBACK_THRESHOLD": "100000",
+                "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_SCHEDULE_ENABLED": "false", "AUTOBERT_FEEDBACK_THRESHOLD": "100000",
                 **extra})
     return env
 

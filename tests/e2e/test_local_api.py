@@ -19,9 +19,7 @@ import requests
 from autobert import layout
 from autobert.adapters.local_endpoint import LocalEndpointDeployer
 from autobert.adapters.local_store import LocalObjectStore
-from autobert.bootstrap import bootstrap
-from autobert.config import Settings, get_settings
-from serving_helpers import LABELS, REPO, EndpointThread, make_model_folder
+from serving_helpers import LABELS, REPO, make_model_folder
 
 KEY = "local-secret-key"
 
@@ -29,7 +27,7 @@ KEY = "local-secret-key"
 def stack_env(home, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
     env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                "AUTOBERT_API_PORT": "0", "AUTOBERT_API_KEY": KEY, "AUTOBERT_MAX_TEXT_CHARS": "2000", **extra})
+                "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_API_KEY": KEY, "AUTOBERT_MAX_TEXT_CHARS": "2000", **extra})
     return env
 
 
@@ -172,34 +170,6 @@ def test_ctrl_c_stops_endpoint_and_api_and_the_cli_then_says_so(stack):
     result = stack.cli("predict", "hello")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "not running" in result.stderr and "autobert up" in result.stderr
-
-
-# ------------------------------------------------------------------------------------------ first model (fallback)
-def test_without_a_live_model_the_first_one_is_trained_registered_and_served(monkeypatch, tmp_path, small_dataset,
-                                                                             tiny_bert):
-    """The direct-training path of ensure_live_model (used when the workflow's first run is not available)."""
-    from autobert import local_stack
-
-    endpoint = EndpointThread()
-    try:
-        for name, value in {"MODE": "local", "HOME": str(tmp_path), "MODEL_NAME": str(tiny_bert),
-                            "ENDPOINT_URL": endpoint.url,
-                            "FIRST_MODEL_ARGS": "--epochs 1 --fusion false --max-length 32"}.items():
-            monkeypatch.setenv(f"AUTOBERT_{name}", value)
-        get_settings.cache_clear()
-        services = bootstrap(Settings())
-        dataset = tmp_path / "bucket" / layout.dataset_prefix("v0001")
-        dataset.mkdir(parents=True)
-        for file in small_dataset.iterdir():
-            (dataset / file.name).write_bytes(file.read_bytes())
-        live = local_stack._train_first_model(services)
-        assert services.store.get_json(layout.LIVE_MODEL)["version"] == live["version"]
-        assert (tmp_path / "bucket" / layout.model_prefix(live["version"]) / "model" / "model.safetensors").is_file()
-        answer = requests.post(f"{endpoint.url}/invocations", json={"text": "orbit"}, timeout=10).json()
-        assert answer["model_version"] == live["version"]
-    finally:
-        endpoint.close()
-        get_settings.cache_clear()
 
 
 def test_up_with_a_live_model_that_cannot_load_stops_with_one_clear_line(tmp_path):

@@ -74,8 +74,7 @@ class Settings(BaseSettings):
                                         "powertools' rule (on in Lambda, off anywhere else, so local runs never fail).")
     inference_script: Path = Field(REPO_ROOT / "inference" / "inference.py",
                                    description="The SageMaker inference script the local endpoint imports.")
-    first_model_args: str = Field("", description="`autobert up` without a live model and without the workflow's "
-                                  "first run: extra training/train.py arguments (e.g. '--epochs 1').")
+    console_port: int = Field(3001, ge=0, le=65535, description="Local runs console port (0 = any free port).")
 
     @property
     def resolved_endpoint_url(self) -> str:

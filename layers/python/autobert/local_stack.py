@@ -5,19 +5,15 @@ this process) — plus the first model when there is none yet. Ctrl-C (or SIGTER
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import logging
 import os
-import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 from autobert import layout
@@ -27,9 +23,6 @@ from autobert.errors import AutobertError
 from autobert.ports import ObjectNotFound
 
 logger = logging.getLogger("autobert.up")
-
-FIRST_DATASET = "v0001"
-
 
 class StackError(AutobertError):
     """The local stack could not start (port taken, endpoint crashed, first model failed)."""
@@ -43,94 +36,13 @@ def live_model(services: Services) -> dict | None:
         return None
 
 
-def _workflow_first_model():
-    """The retraining workflow's own first run, when that module is present (it trains, gates and deploys)."""
-    for name in ("autobert.workflow.local", "autobert.workflow_local"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
-        runner = getattr(module, "run_first_model", None)
-        if runner is not None:
-            return runner
-    return None
-
-
 def ensure_live_model(services: Services) -> dict:
-    """Make sure a model is live (``models/live.json``) and served by the running local endpoint.
+    """Make sure a model is live (``models/live.json``) and served by the running local endpoint. The very first
+    model is produced by a run of the retraining workflow itself (the bootstrap run: import the dataset, train,
+    gate, swap onto the endpoint)."""
+    from autobert.workflow.local import run_first_model
 
-    Uses the workflow's ``run_first_model(services)`` when available; otherwise prepares 20 Newsgroups into
-    ``datasets/v0001/`` if missing, trains with training/train.py into ``models/<version>/model/``, swaps it onto the
-    endpoint and writes live.json once it serves.
-    """
-    live = live_model(services)
-    if live:
-        return live
-    runner = _workflow_first_model()
-    if runner is not None:
-        return runner(services)
-    return _train_first_model(services)
-
-
-def _train_first_model(services: Services) -> dict:
-    settings, store = services.settings, services.store
-    dataset = Path(store.uri(layout.dataset_prefix(FIRST_DATASET)))
-    if not (dataset / "dataset.parquet").is_file():
-        from autobert.data import prepare
-
-        logger.info("preparing 20 Newsgroups into %s", dataset)
-        prepare(settings.data_source, dataset, settings.cache_dir, min_class_count=settings.min_class_count,
-                clean=settings.clean, seed=settings.seed)
-    if not store.exists(layout.CURRENT_DATASET):
-        store.put_json(layout.CURRENT_DATASET, {"version": FIRST_DATASET}, if_absent=True)
-    version = "v" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    model_dir = Path(store.uri(f"{layout.model_prefix(version)}model/"))
-    cmd = [sys.executable, str(REPO_ROOT / "training" / "train.py"), "--train", str(dataset),
-           "--model-dir", str(model_dir), "--output-data-dir", str(model_dir.parent / "output"),
-           "--model-name", settings.model_name, "--model-version", version, "--progress", "false",
-           *shlex.split(settings.first_model_args)]
-    logger.info("training the first model: %s", shlex.join(cmd))
-    if subprocess.call(cmd, stdout=sys.stderr) != 0:  # stdout is for the stack's events
-        raise StackError(f"training the first model failed (see the log above); command: {shlex.join(cmd)}")
-    from autobert.data import read_labels
-
-    labels = read_labels(model_dir / "labels.json")
-    registry = _registry(services)
-    if registry:
-        registry.register(version, status="candidate", model_uri=str(model_dir), labels=labels,
-                          source="autobert up (first model)")
-    else:
-        store.put_json(layout.model_record(version), {"version": version, "model_uri": str(model_dir),
-                                                      "labels": labels, "status": "candidate"})
-    deploy_and_wait(services, version, str(model_dir))
-    if registry:
-        registry.mark_live(version)
-    else:
-        store.put_json(layout.LIVE_MODEL, {"version": version, "model_uri": str(model_dir), "labels": labels})
-    return store.get_json(layout.LIVE_MODEL)
-
-
-def _registry(services: Services):
-    try:
-        from autobert.workflow.registry import ModelRegistry
-    except ImportError:
-        return None
-    return ModelRegistry(services.store)
-
-
-def deploy_and_wait(services: Services, version: str, model_uri: str, timeout: float = 600) -> None:
-    deployer = services.deployer
-    deployer.deploy(version, model_uri)
-    deadline = time.monotonic() + timeout
-    while (state := deployer.status()) == "Updating":
-        if time.monotonic() > deadline:
-            raise StackError(f"the endpoint did not load {version} within {timeout:.0f}s")
-        time.sleep(0.2)
-    if state != "InService":
-        detail = deployer.describe().get("error") if hasattr(deployer, "describe") else None
-        raise StackError(f"the endpoint could not load {version}: {detail or state}")
+    return live_model(services) or run_first_model(services)
 
 
 # ------------------------------------------------------------------------------------------------------ processes
@@ -237,7 +149,9 @@ def up(settings: Settings | None = None, stop: threading.Event | None = None) ->
 
 
 def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int:
+    from autobert.console import make_server as make_console
     from autobert.local_api import make_api
+    from autobert.workflow.local import Scheduler
 
     if settings.mode != "local":
         raise StackError("`autobert up` runs the local stack; with AUTOBERT_MODE=aws deploy with serverless instead")
@@ -245,7 +159,7 @@ def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int
     live = live_model(services)
     stop = stop or threading.Event()
     endpoint, endpoint_url = start_endpoint(settings, live)
-    api = None
+    api = console = scheduler = None
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if _main_thread() else None
     try:
         # The handlers, the deployer and any child the workflow starts read their settings from the environment,
@@ -261,14 +175,19 @@ def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int
                              ) from exc
         api.warm_up()
         threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-        logger.info("local endpoint %s, local API %s (POST /predict, /feedback)", endpoint_url, api.url)
-        emit(events, "listening", api=api.url, endpoint=endpoint_url)
+        console = make_console(services, host=settings.api_host, port=settings.console_port)
+        console.start()
+        logger.info("local endpoint %s, local API %s (POST /predict, /feedback, /retrain), runs console %s",
+                    endpoint_url, api.url, console.url)
+        emit(events, "listening", api=api.url, endpoint=endpoint_url, console=console.url)
         if live is None:
             logger.info("no live model yet: producing the first one (predict answers 503 until it serves)")
             live = ensure_live_model(services)
         wait_healthy(endpoint_url, endpoint)
+        # Threshold and low-traffic-window triggers, and triggers that arrived during a run.
+        scheduler = Scheduler(services).start()
         logger.info("serving model %s — Ctrl-C to stop", live["version"])
-        emit(events, "serving", version=live["version"], api=api.url, endpoint=endpoint_url)
+        emit(events, "serving", version=live["version"], api=api.url, endpoint=endpoint_url, console=console.url)
         while not stop.wait(0.5):
             if endpoint.poll() is not None:
                 raise StackError(f"the local endpoint exited ({endpoint.returncode}); see its log above")
@@ -276,6 +195,10 @@ def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int
         pass
     finally:
         logger.info("stopping")
+        if scheduler is not None:
+            scheduler.stop()
+        if console is not None:
+            console.stop()
         if api is not None:
             api.shutdown()
             api.server_close()
