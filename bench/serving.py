@@ -95,8 +95,9 @@ def texts_of_length(tokenizer, docs: list[str], length: int, count: int) -> list
 # ------------------------------------------------------------------------------------------------------- models
 def fresh_model(folder: Path, labels: list[str]) -> Path:
     """offline-default with a freshly initialised classification head: right size and speed, meaningless labels."""
-    from autobert.modeling import resolve_model_name, save_model_folder
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from autobert.modeling import resolve_model_name, save_model_folder
 
     base = resolve_model_name("offline-default")
     torch.manual_seed(0)
@@ -127,7 +128,8 @@ class Stack:
         LocalObjectStore(home / "bucket").put_json(layout.LIVE_MODEL, {"version": version, "model_uri": str(model)})
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
         env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                    "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_MAX_TEXT_CHARS": "1000000",
+                    "AUTOBERT_API_PORT": "0",
+        "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_MAX_TEXT_CHARS": "1000000",
                     "AUTOBERT_ENDPOINT_OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],
                     # The local workflow's scheduler, if `up` runs one, must not start retraining mid-benchmark.
                     "AUTOBERT_SCHEDULE_ENABLED": "false", "AUTOBERT_FEEDBACK_THRESHOLD": "1000000000"})

@@ -6,10 +6,11 @@ errorType the state machine's Retry/Catch match.
 
 from __future__ import annotations
 
-from autobert.bootstrap import bootstrap
-from autobert.workflow import steps
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autobert.bootstrap import bootstrap
+from autobert.workflow import steps
 
 services = bootstrap()
 logger = Logger(service="retrain")

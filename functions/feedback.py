@@ -1,14 +1,15 @@
 """POST /feedback: validate, store the item durably (once per id), answer 202 with its id."""
 
-from autobert.api_models import FeedbackAccepted, FeedbackRequest, error, install_error_handlers
-from autobert.bootstrap import bootstrap
-from autobert.feedback import FeedbackError, FeedbackStore, LiveLabels
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autobert.api_models import FeedbackAccepted, FeedbackRequest, error, install_error_handlers
+from autobert.bootstrap import bootstrap
+from autobert.feedback import FeedbackError, FeedbackStore, LiveLabels
 
 services = bootstrap()
 settings = services.settings

@@ -1,14 +1,15 @@
 """POST /predict: validate, call the endpoint (SageMaker, or the local endpoint), return its predictions."""
 
-from autobert.api_models import PredictRequest, error, install_error_handlers
-from autobert.bootstrap import bootstrap
-from autobert.ports import EndpointRequestError, EndpointUnavailable
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autobert.api_models import PredictRequest, error, install_error_handlers
+from autobert.bootstrap import bootstrap
+from autobert.ports import EndpointRequestError, EndpointUnavailable
 
 services = bootstrap()
 settings = services.settings

@@ -7,12 +7,13 @@ A run starts unless one is running; then the trigger is recorded and the next ru
 
 from __future__ import annotations
 
-from autobert.bootstrap import bootstrap
-from autobert.workflow.start import after_feedback, on_execution_end, request_run
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
+
+from autobert.bootstrap import bootstrap
+from autobert.workflow.start import after_feedback, on_execution_end, request_run
 
 services = bootstrap()
 logger = Logger(service="retrain")

@@ -6,10 +6,11 @@ machine's Retry/Catch match.
 
 from __future__ import annotations
 
-from autobert.bootstrap import bootstrap
-from autobert.tuning import steps
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from autobert.bootstrap import bootstrap
+from autobert.tuning import steps
 
 services = bootstrap()
 logger = Logger(service="retrain")

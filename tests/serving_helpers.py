@@ -14,9 +14,10 @@ LABELS = ["rec.autos", "sci.space", "talk.politics.guns"]
 
 def make_model_folder(folder: Path, version: str, labels: list[str] | None = None, max_length: int = 32) -> Path:
     """A model folder as training/train.py writes it, on the tiny random BERT (untrained: scores are near-uniform)."""
+    from conftest import make_tiny_bert
+
     from autobert.data import write_labels
     from autobert.modeling import ModelMeta
-    from conftest import make_tiny_bert
 
     labels = labels or LABELS
     make_tiny_bert(folder, num_labels=len(labels))

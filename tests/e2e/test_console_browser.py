@@ -11,6 +11,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from console_helpers import HAPPY_PATH, register_evaluated, write_run
+from serving_helpers import EndpointThread, make_model_folder
+
 from autobert.adapters.local_endpoint import LocalEndpointDeployer
 from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT, Settings
@@ -18,8 +21,6 @@ from autobert.console import make_server
 from autobert.feedback import FeedbackStore
 from autobert.workflow.local import LocalWorkflow
 from autobert.workflow.registry import ModelRegistry
-from console_helpers import HAPPY_PATH, register_evaluated, write_run
-from serving_helpers import EndpointThread, make_model_folder
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make setup installs it)")

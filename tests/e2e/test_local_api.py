@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
+from serving_helpers import LABELS, REPO, make_model_folder
+
 from autobert import layout
 from autobert.adapters.local_endpoint import LocalEndpointDeployer
 from autobert.adapters.local_store import LocalObjectStore
-from serving_helpers import LABELS, REPO, make_model_folder
 
 KEY = "local-secret-key"
 
@@ -27,7 +28,8 @@ KEY = "local-secret-key"
 def stack_env(home, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
     env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_API_KEY": KEY, "AUTOBERT_MAX_TEXT_CHARS": "2000", **extra})
+                "AUTOBERT_API_PORT": "0",
+        "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_API_KEY": KEY, "AUTOBERT_MAX_TEXT_CHARS": "2000", **extra})
     return env
 
 

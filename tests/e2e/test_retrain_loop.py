@@ -16,10 +16,11 @@ import time
 
 import pytest
 import requests
+from serving_helpers import REPO
+
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
 from autobert.workflow.runs import is_final
-from serving_helpers import REPO
 
 TEXT = "zebra xylophone quokka marmalade zeppelin"
 NEW_LABEL = "misc.zoo"
@@ -31,7 +32,8 @@ HAPPY_PATH = ["MergeData", "TrainOrTune", "StartTraining", "WaitForTraining", "C
 def env_for(home, tiny_bert, small_dataset) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
     env.update({
-        "AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0", "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0",
+        "AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0", "AUTOBERT_API_PORT": "0",
+        "AUTOBERT_CONSOLE_PORT": "0",
         "AUTOBERT_MODEL_NAME": str(tiny_bert), "AUTOBERT_SEED_DATASET": str(small_dataset),
         "AUTOBERT_HOLDOUT_FRACTION": "0.2", "AUTOBERT_TRAIN_EPOCHS": "3", "AUTOBERT_WARM_EPOCHS": "8",
         "AUTOBERT_TRAIN_LEARNING_RATE": "0.003", "AUTOBERT_WARM_LEARNING_RATE": "0.005",

@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+from moto import mock_aws
+from serving_helpers import REPO, load_module, rest_event, set_env
+
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
 from autobert.config import get_settings
 from autobert.feedback import FeedbackStore, feedback_id
-from moto import mock_aws
-from serving_helpers import REPO, load_module, rest_event, set_env
 
 KNOWN = ["rec.autos", "sci.space"]
 

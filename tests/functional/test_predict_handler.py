@@ -9,10 +9,11 @@ import socket
 import boto3
 import pytest
 import requests
-from autobert.config import get_settings
 from botocore.stub import Stubber
 from moto import mock_aws
 from serving_helpers import LABELS, REPO, EndpointThread, load_module, make_model_folder, rest_event, set_env
+
+from autobert.config import get_settings
 
 
 @pytest.fixture(autouse=True)

@@ -33,7 +33,8 @@ def run_train(args: list[str], env: dict | None = None) -> subprocess.CompletedP
 def trained(tiny_bert, small_dataset, tmp_path_factory) -> Path:
     """One model trained through command-line arguments, shared by the tests that inspect its folder."""
     out = tmp_path_factory.mktemp("trained")
-    result = run_train(["--model-name", str(tiny_bert), "--train", str(small_dataset), "--model-dir", str(out / "model"),
+    result = run_train(["--model-name", str(tiny_bert), "--train", str(small_dataset),
+                        "--model-dir", str(out / "model"),
                         "--output-data-dir", str(out / "output"), "--epochs", "2", "--batch-size", "8",
                         "--max-length", "64", "--learning-rate", "1e-3", "--progress", "false"])
     assert result.returncode == 0, result.stderr

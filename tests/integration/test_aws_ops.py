@@ -17,13 +17,14 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
 from autobert import aws_ops, layout
 from autobert.adapters.s3_store import S3ObjectStore
 from autobert.aws_ops import AwsOpsError, build_tarball, inference_code_files, repack_model, training_code_files
 from autobert.config import REPO_ROOT, Settings
 from autobert.data import export_dataset
-from botocore.stub import Stubber
-from moto import mock_aws
 
 REGION = "eu-west-1"
 STACK = "autobert-test"

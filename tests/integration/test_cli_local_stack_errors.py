@@ -6,11 +6,12 @@ from __future__ import annotations
 import socket
 
 import pytest
+from serving_helpers import set_env
+
 from autobert import cli, layout
 from autobert.bootstrap import Services
 from autobert.config import Settings
 from autobert.workflow.registry import ModelRegistry
-from serving_helpers import set_env
 
 
 def closed_port() -> int:

@@ -10,6 +10,8 @@ import time
 import pandas as pd
 import pytest
 import requests
+from console_helpers import HAPPY_PATH, register_evaluated, write_run
+
 from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT, Settings
 from autobert.console import make_server
@@ -19,7 +21,6 @@ from autobert.workflow.local import LocalWorkflow
 from autobert.workflow.merge import import_initial_dataset, merge_feedback
 from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.runs import RunStore
-from console_helpers import HAPPY_PATH, register_evaluated, write_run
 
 
 @pytest.fixture

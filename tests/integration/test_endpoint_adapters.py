@@ -10,10 +10,11 @@ import time
 
 import pytest
 import requests
+from serving_helpers import REPO, make_model_folder
+
 from autobert.adapters.local_endpoint import LocalEndpointClient, LocalEndpointDeployer
 from autobert.config import get_settings
 from autobert.ports import EndpointRequestError, EndpointUnavailable
-from serving_helpers import REPO, make_model_folder
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from autobert.config import get_settings
 from serving_helpers import LABELS, EndpointThread, make_model_folder
+
+from autobert.config import get_settings
 
 
 @pytest.fixture(autouse=True)

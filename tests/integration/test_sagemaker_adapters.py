@@ -8,15 +8,16 @@ import json
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
 from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
 from autobert.adapters.sagemaker_training import SageMakerTrainingJobs
 from autobert.adapters.stepfunctions import StepFunctionsRuns
 from autobert.config import Settings
 from autobert.ports import TrainingJobSpec
 from autobert.workflow.errors import DeploymentError, TrainingStartError, TransientError
-from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
-from moto import mock_aws
 
 ROLE = "arn:aws:iam::123456789012:role/autobert-sagemaker"
 

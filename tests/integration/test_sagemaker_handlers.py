@@ -10,13 +10,14 @@ import tarfile
 import boto3
 import pandas as pd
 import pytest
+from moto import mock_aws
+from serving_helpers import load_module, rest_event, set_env
+from test_sagemaker_adapters import ROLE, fill_gaps
+
 from autobert import layout
 from autobert.adapters.s3_store import S3ObjectStore
 from autobert.workflow.errors import DeploymentError
 from autobert.workflow.merge import import_initial_dataset
-from moto import mock_aws
-from serving_helpers import load_module, rest_event, set_env
-from test_sagemaker_adapters import ROLE, fill_gaps
 
 REPO_FUNCTIONS = __import__("pathlib").Path(__file__).resolve().parents[2] / "functions"
 BUCKET = "autobert-bucket"

@@ -8,10 +8,11 @@ import json
 import boto3
 import pytest
 import requests
-from autobert.adapters.sagemaker_runtime import SageMakerEndpointClient
-from autobert.ports import EndpointRequestError, EndpointUnavailable
 from botocore.stub import Stubber
 from moto import mock_aws
+
+from autobert.adapters.sagemaker_runtime import SageMakerEndpointClient
+from autobert.ports import EndpointRequestError, EndpointUnavailable
 
 
 @pytest.fixture

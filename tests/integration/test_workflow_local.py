@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from serving_helpers import EndpointThread
+
 from autobert.bootstrap import Services
 from autobert.config import Settings
 from autobert.feedback import FeedbackStore
@@ -16,7 +18,6 @@ from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.rollback import rollback
 from autobert.workflow.runs import RunStore
 from autobert.workflow.triggers import pending_triggers, record_trigger
-from serving_helpers import EndpointThread
 
 HAPPY_PATH = ["MergeData", "TrainOrTune", "StartTraining", "WaitForTraining", "CheckTraining", "TrainingStatus",
               "Evaluate", "PromoteOrReject", "UpdateEndpoint", "WaitForEndpoint", "CheckEndpoint", "EndpointStatus",

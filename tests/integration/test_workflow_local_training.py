@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from autobert.adapters.local_training import LocalTrainingJobs
 from autobert.config import REPO_ROOT
 from autobert.ports import TrainingJobSpec

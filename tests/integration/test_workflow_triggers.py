@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
+
 from autobert import layout
 from autobert.bootstrap import Services
 from autobert.config import Settings

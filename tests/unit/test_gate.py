@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from autobert.workflow.errors import EvaluationError
 from autobert.workflow.gate import Margins, decide, summarize
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from autobert.config import get_settings
 from serving_helpers import REPO, load_module, set_env
+
+from autobert.config import get_settings
 
 
 @pytest.fixture(autouse=True)

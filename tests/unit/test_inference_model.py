@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from autobert.config import get_settings
 from serving_helpers import LABELS, REPO, load_module, make_model_folder
+
+from autobert.config import get_settings
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
+
 from autobert import layout
 from autobert.ports import ObjectNotFound, ObjectStore
 from autobert.workflow import merge as m

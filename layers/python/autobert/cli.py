@@ -332,16 +332,33 @@ def _run_summary(run: dict) -> str:
     return "\n".join(lines)
 
 
-def _wait_for_aws_run(services, trigger_id: str, poll: float = 15.0) -> dict:
+def _follow_run(services, trigger_id: str, poll: float, out=sys.stderr) -> dict:
+    """Wait for the run serving ``trigger_id`` (it may be queued behind another), printing each state as it
+    completes; a wait loop's states are printed on their first round only (the summary sums the rounds)."""
     import time
 
     from autobert.workflow.runs import RunStore, is_final
     from autobert.workflow.triggers import served_by
 
+    runs, printed, seen_loop, announced = RunStore(services.store), 0, set(), False
     while True:
         run_id = served_by(services.store, trigger_id)
         if run_id:
-            run = RunStore(services.store).get(run_id)
+            run = runs.get(run_id)
+            if not announced:
+                print(f"run {run_id} started", file=out, flush=True)
+                announced = True
+            states = run.get("states") or []
+            for state in states[printed:]:
+                if "seconds" not in state:
+                    break  # still running: printed once it completes
+                printed += 1
+                if state["name"] in _LOOP_STATES:
+                    if state["name"] in seen_loop:
+                        continue
+                    seen_loop.add(state["name"])
+                error = f"  {state['error']}: {state.get('cause', '')}" if state.get("error") else ""
+                print(f"  {state['name']:<22} {state['seconds']:8.1f} s{error}", file=out, flush=True)
             if is_final(run):
                 return run
         time.sleep(poll)
@@ -368,10 +385,9 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     services = bootstrap()
     _require_local_stack(services)
-    result = request_run(services, "manual", full=args.full, wait=args.wait and not services.aws)
-    run = result.get("run")
-    if args.wait and services.aws:
-        run = _wait_for_aws_run(services, result["trigger"]["id"])
+    # The run itself goes on in the background (a detached local process, or the Step Functions execution).
+    result = request_run(services, "manual", full=args.full, wait=False)
+    run = _follow_run(services, result["trigger"]["id"], 15.0 if services.aws else 1.0) if args.wait else None
     if run is None:
         print(json.dumps({k: v for k, v in result.items() if k != "trigger"} | {"trigger": result["trigger"]["id"]}))
         return 0
@@ -442,7 +458,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def add_workflow_parsers(sub) -> None:
     p = sub.add_parser("retrain", help="Start a retraining run now (manual trigger); queued if one is running.")
-    p.add_argument("--wait", action="store_true", help="Follow the run to its end and print its states.")
+    p.add_argument("--wait", action="store_true", help="Follow the run to its end, printing each state as it "
+                   "completes, then its summary.")
     p.add_argument("--full", action="store_true", help="Retrain from the base model on the whole dataset instead of "
                    "a warm start from the live model.")
     p.set_defaults(func=cmd_retrain)

@@ -36,7 +36,7 @@ class LocalObjectStore(ObjectStore):
                 except FileExistsError:
                     return False
             else:
-                os.replace(tmp, path)
+                Path(tmp).replace(path)
             _fsync_dir(path.parent)
             return True
         finally:
