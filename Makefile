@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed-stamp
 # The runs console's browser tests drive Debian's chromium (never a downloaded browser).
 BROWSER_STAMP := $(VENV)/.chromium-stamp
 
-.PHONY: setup up test lint bench-train bench-serving bench-retrain clean
+.PHONY: setup up test lint bench-train bench-serving bench-retrain bench-tuning clean
 
 setup: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP)
 
@@ -27,7 +27,7 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --legacy-peer-deps --no-audit --no-fund --loglevel=error
 	touch $@
 
-up: setup
+up: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/autobert up
 
 test: setup
@@ -36,8 +36,17 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-bench-train: setup
-	$(PY) bench/train_quality.py
+bench-train: $(STAMP)
+	$(PY) bench/train_quality.py --keep-model .autobert/bench-model
+
+bench-serving: $(STAMP)
+	$(PY) bench/serving.py --model-dir .autobert/bench-model
+
+bench-retrain: $(STAMP) $(NODE_STAMP)
+	$(PY) bench/retrain_loop.py
+
+bench-tuning: $(STAMP)
+	$(PY) bench/tuning.py
 
 clean:
 	rm -rf $(VENV) node_modules .autobert .pytest_cache
