@@ -96,7 +96,7 @@ def main() -> int:
     result = {
         "machine": machine(),
         "documents": {"train": len(train_df), "validation": len(val_df), "test": len(test_df)},
-        "config": {k: v for k, v in vars(args).items() if k not in ("out", "source")},
+        "config": {k: v for k, v in vars(args).items() if k not in ("out", "source", "keep_model")},
         "tfidf_linear_svm": {**base, "peak_rss_mb": base_rss_mb},
         "bert_alone": test["bert"],
         "bert_fused": {**test["fused"], "fusion": metrics["fusion"]},
