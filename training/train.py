@@ -111,6 +111,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--holdout", default=env("SM_CHANNEL_HOLDOUT"),
                    help="Optional fixed evaluation set (default: SM_CHANNEL_HOLDOUT): the candidate, and the live "
                         "model if given, are scored on it into evaluation.json for the retraining workflow's gate.")
+    p.add_argument("--fusion-data", default=env("SM_CHANNEL_FUSION"),
+                   help="Optional channel the TF-IDF model is fit on besides the training split (default: "
+                        "SM_CHANNEL_FUSION), e.g. the whole dataset on a warm start, whose BERT training split is "
+                        "only the feedback plus a replay sample: the linear model refits in seconds on everything. "
+                        "Documents of the validation and test splits are left out.")
     p.add_argument("--live-model", default=env("SM_CHANNEL_LIVE"),
                    help="Model folder of the live model to score on the holdout too (default: SM_CHANNEL_LIVE, "
                         "else --init-model).")
@@ -427,7 +432,14 @@ def train(args: argparse.Namespace) -> dict:
     val_probs = predict_probs(model, val_ids, pad_id, args.eval_batch_size, autocast, device) if val_ids else None
     test_probs = predict_probs(model, test_ids, pad_id, args.eval_batch_size, autocast, device) if test_ids else None
     if args.fusion:
-        linear = LinearTextModel.fit(train_df["text"].tolist(), y_train, len(labels), seed=args.seed)
+        texts, y_linear = train_df["text"].tolist(), y_train
+        if args.fusion_data:
+            extra = read_dataset(Path(args.fusion_data))
+            held_out = set(val_df["text"]) | set(test_df["text"])
+            extra = extra[extra["label"].astype(str).isin(label_ids) & ~extra["text"].isin(held_out)]
+            texts = texts + extra["text"].astype(str).tolist()
+            y_linear = np.concatenate([y_train, extra["label"].astype(str).map(label_ids).to_numpy(dtype=np.int64)])
+        linear = LinearTextModel.fit(texts, y_linear, len(labels), seed=args.seed)
         if val_probs is not None:
             val_scores = linear.decision_function(val_df["text"].tolist())
             meta.fusion_weight, meta.fusion_temperature, _ = choose_fusion(val_probs, val_scores, y_val)

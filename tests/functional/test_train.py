@@ -194,3 +194,26 @@ def test_a_warm_start_channel_holding_sagemakers_model_tar_gz_is_unpacked(traine
     evaluation = json.loads((tmp_path / "warm" / "evaluation.json").read_text())
     assert evaluation["live_version"] == TextClassifier.load(trained / "model").version
     assert json.loads((tmp_path / "warm" / "metrics.json").read_text())["init_model"] == str(channel)
+
+
+def test_the_linear_model_also_fits_the_fusion_channel_but_never_the_held_out_splits(tiny_bert, small_dataset,
+                                                                                    tmp_path):
+    df = pd.read_parquet(small_dataset / "dataset.parquet")
+    channel = tmp_path / "train"
+    channel.mkdir()
+    df.groupby("label").head(12).to_parquet(channel / "d.parquet")  # the warm trainset: a small sample
+    fusion = tmp_path / "fusion"
+    fusion.mkdir()
+    only_in_fusion = pd.DataFrame({"text": ["zyxwordfusion orbit"] * 3, "label": ["sci.space"] * 3})
+    pd.concat([df, only_in_fusion]).to_parquet(fusion / "d.parquet")
+    validation = tmp_path / "validation"
+    validation.mkdir()
+    val = pd.DataFrame({"text": ["qqvalidationonly engine"] * 3, "label": ["rec.autos"] * 3})
+    val.to_parquet(validation / "v.parquet")
+    pd.concat([df, only_in_fusion, val]).to_parquet(fusion / "d.parquet")
+    assert train.main(["--model-name", str(tiny_bert), "--train", str(channel), "--validation", str(validation),
+                       "--fusion-data", str(fusion), "--model-dir", str(tmp_path / "m"), "--epochs", "1",
+                       "--max-length", "32", "--progress", "false", "--test-fraction", "0"]) == 0
+    vocabulary = json.loads((tmp_path / "m" / "linear" / "vocabulary.json").read_text())["vocabulary"]
+    assert "zyxwordfusion" in vocabulary
+    assert "qqvalidationonly" not in vocabulary

@@ -115,6 +115,9 @@ def start_training(services: Services, event: dict) -> dict:
                 "holdout": store.uri(layout.holdout_prefix(merge["holdout_version"]))}
     if merge["channels"].get("validation"):
         channels["validation"] = store.uri(merge["channels"]["validation"])
+    if merge["warm"]:
+        # BERT warm-starts on the changes + a replay sample; the fused TF-IDF model refits on the whole dataset.
+        channels["fusion"] = store.uri(layout.dataset_prefix(merge["dataset_version"]))
     init_path = None
     if live:
         # The live model is scored on the holdout beside the candidate (and is the warm start's init model).
