@@ -75,10 +75,10 @@ class Stack:
     def post(self, path: str, body: dict) -> requests.Response:
         return requests.post(f"{self.api}{path}", json=body, timeout=30)
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         env = {**self.env, "AUTOBERT_ENDPOINT_URL": self.endpoint}  # the port was 0: the stack says which it got
         return subprocess.run([sys.executable, "-m", "autobert.cli", *args], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +186,14 @@ def test_the_cli_lists_runs_and_models_and_rolls_back(stack):
     assert stack.store.get_json(layout.LIVE_MODEL)["version"] == previous
     bad = stack.cli("rollback", "no-such-version")
     assert bad.returncode == 2 and "no model version" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_retrain_wait_prints_each_state_as_it_completes_then_the_summary(stack):
+    result = stack.cli("retrain", "--wait", timeout=600)
+    assert result.returncode == 0, result.stderr
+    progress = [line.split()[0] for line in result.stderr.splitlines() if line.startswith("  ")]
+    # Every state once (a wait loop's rounds are folded), in the order the run visited them.
+    assert progress == HAPPY_PATH
+    run_id = result.stderr.splitlines()[0].split()[1]
+    assert result.stdout.startswith(f"run {run_id}: succeeded")
+    assert stack.store.get_json(layout.run_record(run_id))["trigger"] == "manual"
