@@ -52,11 +52,12 @@ class LocalObjectStore(ObjectStore):
         return self._path(key).is_file()
 
     def list_keys(self, prefix: str) -> list[str]:
-        base = self._path(prefix) if prefix else self.root
+        root = self.root.resolve()  # keys are relative to the real root (the configured one may be relative)
+        base = self._path(prefix) if prefix else root
         folder = base if prefix.endswith("/") or base.is_dir() else base.parent
         if not folder.exists():
             return []
-        keys = (p.relative_to(self.root).as_posix() for p in folder.rglob("*")
+        keys = (p.relative_to(root).as_posix() for p in folder.rglob("*")
                 if p.is_file() and not p.name.startswith(".tmp-"))
         return sorted(k for k in keys if k.startswith(prefix))
 
