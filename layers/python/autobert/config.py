@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The canonical public distribution (train + test splits); used when no local copy is configured or found.
@@ -27,6 +27,13 @@ class Settings(BaseSettings):
 
     mode: Literal["local", "aws"] = Field("local", description="Which adapters to use: the local stack or AWS.")
     home: Path = Field(Path(".autobert"), description="Local state folder (the local 'bucket', runs, logs).")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        # Child processes (training jobs, the endpoint, the ASL runner) may run elsewhere: pin it where it was meant.
+        return value.expanduser().absolute()
+
     data_source: str | None = Field(
         None, description="20 Newsgroups source: a .tar.gz, an extracted folder or a URL. Default: a local copy, "
         "else the canonical public archive.")
