@@ -11,6 +11,7 @@ Each job has a folder ``<root>/<job_name>/`` with ``job.json`` (spec, pid, start
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,8 @@ from autobert.workflow.errors import TrainingStartError
 
 JOB_FILE, STATUS_FILE, LOG_FILE = "job.json", "status.json", "train.log"
 TAIL_CHARS = 2000
+
+logger = logging.getLogger("autobert.training")
 
 
 def _write_json(path: Path, value: dict) -> None:
@@ -89,6 +92,7 @@ class LocalTrainingJobs(TrainingJobs):
                 start_new_session=True)  # its own session: a Ctrl-C of the caller does not kill the job
         job["supervisor_pid"] = proc.pid
         _write_json(folder / JOB_FILE, job)
+        logger.info("training job %s started; its log: %s", spec.job_name, folder / LOG_FILE)
         threading.Thread(target=proc.wait, daemon=True).start()  # reap it: no zombie in a long-lived caller
 
     def describe(self, job_name: str) -> TrainingJobState:
