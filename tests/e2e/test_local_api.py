@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-from serving_helpers import LABELS, REPO, make_model_folder
+from serving_helpers import LABELS, REPO, UpProcess, make_model_folder
 
 from autobert import layout
 from autobert.adapters.local_endpoint import LocalEndpointDeployer
@@ -33,32 +32,10 @@ def stack_env(home, **extra) -> dict:
     return env
 
 
-class Stack:
+class Stack(UpProcess):
     def __init__(self, home):
         self.home = home
-        self.process = subprocess.Popen([sys.executable, "-m", "autobert.cli", "up"], cwd=REPO, env=stack_env(home),
-                                        stdout=subprocess.PIPE, text=True)
-        self.events: queue.Queue[dict] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        serving = self.wait_for("serving", 120)
-        self.api, self.endpoint, self.version = serving["api"], serving["endpoint"], serving["version"]
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            if line.startswith("{"):
-                self.events.put(json.loads(line))
-
-    def wait_for(self, event: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.events.get(timeout=0.5)
-            except queue.Empty:
-                assert self.process.poll() is None, f"autobert up exited with {self.process.returncode}"
-                continue
-            if item["event"] == event:
-                return item
-        raise AssertionError(f"no {event!r} event from autobert up within {timeout}s")
+        super().__init__(stack_env(home), serving_timeout=120)
 
     def post(self, path: str, body=None, *, data=None, key: str | None = KEY, method: str = "POST",
              content_type: str = "application/json") -> requests.Response:

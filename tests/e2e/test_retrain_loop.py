@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 
 import pytest
 import requests
-from serving_helpers import REPO
+from serving_helpers import REPO, UpProcess
 
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
@@ -45,32 +44,9 @@ def env_for(home, tiny_bert, small_dataset) -> dict:
     return env
 
 
-class Stack:
+class Stack(UpProcess):
     def __init__(self, env: dict):
-        self.env = env
-        self.process = subprocess.Popen([sys.executable, "-m", "autobert.cli", "up"], cwd=REPO, env=env,
-                                        stdout=subprocess.PIPE, text=True)
-        self.events: queue.Queue[dict] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        serving = self.wait_for("serving", 240)
-        self.api, self.endpoint, self.version = serving["api"], serving["endpoint"], serving["version"]
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            if line.startswith("{"):
-                self.events.put(json.loads(line))
-
-    def wait_for(self, event: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.events.get(timeout=0.5)
-            except queue.Empty:
-                assert self.process.poll() is None, f"autobert up exited with {self.process.returncode}"
-                continue
-            if item["event"] == event:
-                return item
-        raise AssertionError(f"no {event!r} event within {timeout}s")
+        super().__init__(env, serving_timeout=240)
 
     def post(self, path: str, body: dict) -> requests.Response:
         return requests.post(f"{self.api}{path}", json=body, timeout=30)
