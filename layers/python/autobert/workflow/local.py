@@ -99,6 +99,9 @@ def ensure_initial_dataset(services: Services) -> dict:
 
 
 # -------------------------------------------------------------------------------------------------------- the lock
+PROGRESS_SECONDS = 2.0  # most frequent save of a running run's history (the console polls every 1.5-4 s)
+
+
 @contextmanager
 def run_lock(home: Path) -> Iterator[bool]:
     """Non-blocking: yields True if this process now holds the one-run-at-a-time lock."""
@@ -188,6 +191,7 @@ class LocalWorkflow:
                "--wait-ms", str(s.local_wait_ms), "--retry-ms", str(s.local_retry_ms)]
         events: list[dict] = []
         end: dict | None = None
+        saved_at = 0.0
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, cwd=REPO_ROOT)
@@ -202,8 +206,13 @@ class LocalWorkflow:
                     proc.stdin.flush()
                 elif message["type"] == "event":
                     events.append(message["event"])
-                    if message["event"]["type"] in ("StateExited", "StateFailed", "StateRetried"):
+                    kind = message["event"]["type"]
+                    # The history is rewritten whole: during a long wait loop (a state exit every second or so) save
+                    # it at most every PROGRESS_SECONDS, or the writes would cost more CPU than the training job.
+                    if kind == "StateFailed" or (kind in ("StateExited", "StateRetried")
+                                                 and time.monotonic() - saved_at >= PROGRESS_SECONDS):
                         self._progress(run_id, events)
+                        saved_at = time.monotonic()
                 elif message["type"] == "end":
                     end = message
         except (ValueError, KeyError, BrokenPipeError) as exc:
