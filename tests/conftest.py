@@ -29,6 +29,16 @@ def make_tiny_bert(folder: Path, num_labels: int = 2) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Settings are cached per process: every test reads the environment it set (via monkeypatch) afresh."""
+    from autobert.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -14,17 +14,9 @@ from serving_helpers import REPO, load_module, rest_event, set_env
 
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
-from autobert.config import get_settings
 from autobert.feedback import FeedbackStore, feedback_id
 
 KNOWN = ["rec.autos", "sci.space"]
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings():
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def live_model(store, version: str = "v4", labels: list[str] = KNOWN) -> None:

@@ -13,15 +13,6 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from serving_helpers import LABELS, REPO, EndpointThread, load_module, make_model_folder, rest_event, set_env
 
-from autobert.config import get_settings
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings():
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):

@@ -13,15 +13,7 @@ import requests
 from serving_helpers import REPO, make_model_folder
 
 from autobert.adapters.local_endpoint import LocalEndpointClient, LocalEndpointDeployer
-from autobert.config import get_settings
 from autobert.ports import EndpointRequestError, EndpointUnavailable
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings():
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

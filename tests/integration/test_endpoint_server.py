@@ -11,15 +11,6 @@ import pytest
 import requests
 from serving_helpers import LABELS, EndpointThread, make_model_folder
 
-from autobert.config import get_settings
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings():
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):

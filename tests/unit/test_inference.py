@@ -7,15 +7,6 @@ import json
 import pytest
 from serving_helpers import REPO, load_module, set_env
 
-from autobert.config import get_settings
-
-
-@pytest.fixture(autouse=True)
-def fresh_settings():
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
 
 @pytest.fixture(scope="module")
 def inference():
