@@ -48,6 +48,8 @@ def test_the_scheduler_records_one_full_retrain_per_window_and_starts_a_run(serv
     scheduler = Scheduler(services, clock=lambda: next(clock), start_run=lambda: started.append(1))
     first = scheduler.tick()
     assert [t["kind"] for t in first] == ["schedule"] and first[0]["full"] is True
+    # Named and dated by the scheduler's clock, not the real one: the test holds on any date.
+    assert first[0]["id"].startswith("t-20261125-030000") and first[0]["at"] == "2026-11-25T03:00:00+00:00"
     assert started == [1]
     mark_served(services.store, [first[0]["id"]], "r-1")
     assert scheduler.tick() == []  # same window, same day: already scheduled

@@ -300,9 +300,10 @@ class Scheduler:
         recorded = []
         now = self.clock()
         if s.schedule_enabled and in_window(now, s.schedule_window) and not scheduled_today(store, now):
-            recorded.append(record_trigger(store, "schedule", full=s.schedule_full_retrain, window=s.schedule_window))
+            recorded.append(record_trigger(store, "schedule", full=s.schedule_full_retrain, now=now,
+                                           window=s.schedule_window))
         if current_dataset(store) and threshold_reached(store, s.feedback_threshold):
-            recorded.append(record_trigger(store, "threshold", threshold=s.feedback_threshold))
+            recorded.append(record_trigger(store, "threshold", now=now, threshold=s.feedback_threshold))
         if pending_triggers(store):
             with run_lock(s.home) as free:
                 pass

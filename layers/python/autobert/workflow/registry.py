@@ -17,8 +17,8 @@ from autobert.workflow.errors import UnknownModelVersion
 Status = Literal["candidate", "live", "rejected", "retired"]
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def now_iso(now: datetime | None = None) -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
 
 
 class ModelRegistry:

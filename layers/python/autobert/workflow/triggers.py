@@ -19,9 +19,13 @@ from autobert.workflow.registry import now_iso
 Kind = Literal["manual", "threshold", "schedule", "bootstrap", "api"]
 
 
-def record_trigger(store: ObjectStore, kind: Kind, *, full: bool = False, **detail: Any) -> dict:
-    trigger = {"id": f"t-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}-{secrets.token_hex(2)}", "kind": kind,
-               "full": bool(full), "at": now_iso(), **detail}
+def record_trigger(store: ObjectStore, kind: Kind, *, full: bool = False, now: datetime | None = None,
+                   **detail: Any) -> dict:
+    """Record a trigger named by its time (``now``: the caller's clock, e.g. the scheduler's; default the real one),
+    so ``scheduled_today`` finds the day from the same clock that named it."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    trigger = {"id": f"t-{now:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(2)}", "kind": kind,
+               "full": bool(full), "at": now_iso(now), **detail}
     store.put_json(layout.trigger_key(trigger["id"]), trigger)
     return trigger
 
