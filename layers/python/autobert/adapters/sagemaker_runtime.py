@@ -15,12 +15,17 @@ _UNAVAILABLE = {"ServiceUnavailable", "ThrottlingException", "ModelNotReadyExcep
 
 
 def _model_error_message(error: dict) -> tuple[int, str]:
-    """ModelError: the container answered non-2xx; its status and body come back as OriginalStatusCode/Message."""
+    """ModelError: the container answered non-2xx; its status and body come back as OriginalStatusCode/Message.
+
+    The PyTorch serving container (sagemaker-inference's ``Transformer.handle_error``) answers an error as
+    ``"<message>\\n<Python traceback>"``; the local endpoint answers ``{"message": ...}``. Either way only the
+    one-line message goes on: a traceback never reaches an API client."""
     status = int(error.get("OriginalStatusCode") or 500)
     original = error.get("OriginalMessage") or error.get("Message") or ""
     with contextlib.suppress(ValueError, KeyError, TypeError):  # our container's {"message"}; else keep the text
         original = json.loads(original)["message"]
-    return status, str(original)
+    lines = str(original).strip().splitlines()
+    return status, lines[0].strip() if lines else f"the model answered {status}"
 
 
 class SageMakerEndpointClient(EndpointClient):

@@ -1,0 +1,187 @@
+"""The model artifact served the way SageMaker's PyTorch serving container serves it.
+
+The pytorch-inference:2.6.0 image runs TorchServe with sagemaker-pytorch-inference 2.0.25 (the version its buildspec
+pins; requirements-dev.txt installs the same). TorchServe calls the toolkit's ``HandlerService``: ``initialize``
+puts ``/opt/ml/model/code`` on the path and loads our ``inference.py`` (``SAGEMAKER_PROGRAM``) into
+``sagemaker_inference``'s ``Transformer``; ``handle`` runs ``input_fn`` → ``predict_fn`` → ``output_fn`` per request.
+Here a real ``model.tar.gz`` (a model folder as training writes it, repacked with ``code/`` exactly as
+``autobert aws bootstrap`` deploys it) is unpacked into a model dir and served by that handler service. The one stand-in
+is TorchServe's request context (status, headers, content type: the model server, not our code).
+
+On an error the toolkit answers ``"<message>\\n<Python traceback>"`` with the error's status. The second half checks
+what the predict Lambda makes of exactly that body: its one-line message and status, never the traceback."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from sagemaker_pytorch_serving_container.handler_service import HandlerService
+from serving_helpers import LABELS, REPO, load_module, make_model_folder, rest_event, set_env
+
+from autobert.aws_ops import inference_code_files, repack_model
+
+MAX_BATCH = 4
+MAX_TEXT_CHARS = 200
+
+
+class TorchServeContext:
+    """What TorchServe's ``ts.context.Context`` offers the handler: system properties, the request's headers through
+    ``request_processor[0].get_request_properties()``, and the response status and content type it sets."""
+
+    model_name = "model"
+
+    class RequestProcessor:
+        def __init__(self, headers: dict):
+            self.headers, self.status, self.phrase = headers, 200, None
+
+        def get_request_properties(self) -> dict:
+            return self.headers
+
+        def report_status(self, code, reason_phrase=None):
+            self.status, self.phrase = code, reason_phrase
+
+    def __init__(self, model_dir, headers: dict | None = None):
+        self.system_properties = {"model_dir": str(model_dir), "gpu_id": None}
+        self.request_processor = [self.RequestProcessor(headers or {})]
+        self.content_types: dict[int, str] = {}
+
+    def set_response_status(self, code=200, phrase="", idx=0):
+        self.request_processor[idx].report_status(code, phrase)
+
+    def set_response_content_type(self, idx, value):
+        self.content_types[idx] = value
+
+
+def model_tar_gz(folder) -> bytes:
+    """What SageMaker uploads at the end of a training job: /opt/ml/model's files at the archive root."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+    return raw.getvalue()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The toolkit's handler service, initialised on the unpacked, repacked artifact (in /opt/ml/model's place)."""
+    folder = make_model_folder(tmp_path_factory.mktemp("trained") / "model", "v9")
+    packed = repack_model(model_tar_gz(folder), inference_code_files(REPO))
+    model_dir = tmp_path_factory.mktemp("opt-ml") / "model"
+    with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
+        tar.extractall(model_dir, filter="data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SAGEMAKER_PROGRAM", "inference.py")  # what CreateModel's Environment sets (sagemaker_deploy)
+        mp.setenv("AUTOBERT_MAX_BATCH", str(MAX_BATCH))
+        mp.setenv("AUTOBERT_MAX_TEXT_CHARS", str(MAX_TEXT_CHARS))
+        # TorchServe starts its worker with code/ on PYTHONPATH (the toolkit's torchserve._set_python_path)
+        mp.syspath_prepend(str(model_dir / "code"))
+        mp.delitem(sys.modules, "inference", raising=False)
+        service = HandlerService()
+        service.initialize(TorchServeContext(model_dir))
+        yield service, model_dir
+        sys.modules.pop("inference", None)
+
+
+def invoke(served, body: bytes, content_type: str = "application/json", accept: str = "application/json"):
+    """One request through ``HandlerService.handle``: (status, response content type, body as text)."""
+    service, model_dir = served
+    context = TorchServeContext(model_dir, {"Content-Type": content_type, "Accept": accept})
+    [answer] = service.handle([{"body": bytearray(body)}], context)
+    text = answer.decode() if isinstance(answer, bytes | bytearray) else answer
+    return context.request_processor[0].status, context.content_types.get(0), text
+
+
+def test_the_container_loads_our_inference_script_from_the_models_code_folder(served):
+    service, model_dir = served
+    assert sys.modules["inference"].__file__ == str(model_dir / "code" / "inference.py")
+    assert (model_dir / "code" / "autobert" / "modeling.py").is_file()
+    shipped = (model_dir / "code" / "requirements.txt").read_text()
+    assert shipped == (REPO / "inference" / "requirements.txt").read_text()
+
+
+@pytest.mark.parametrize("accept", ["application/json", "*/*"])
+def test_a_good_request_gets_200_and_one_json_prediction_per_text(served, accept):
+    status, content_type, body = invoke(served, json.dumps({"instances": ["the shuttle", "my car"], "top_k": 2})
+                                        .encode(), accept=accept)
+    assert (status, content_type) == (200, "application/json")
+    answer = json.loads(body)
+    assert answer["model_version"] == "v9" and len(answer["predictions"]) == 2
+    assert all(p["label"] in LABELS and len(p["top_k"]) == 2 for p in answer["predictions"])
+
+
+BAD_REQUESTS = [
+    (b"{not json", "application/json", 400, "invalid JSON"),
+    (b'{"text": "orbit"}', "text/csv", 415, "unsupported content type 'text/csv'"),
+    (json.dumps({"instances": ["a"] * (MAX_BATCH + 1)}).encode(), "application/json", 400,
+     f"too many instances: {MAX_BATCH + 1} > {MAX_BATCH}"),
+    (json.dumps({"text": "x" * (MAX_TEXT_CHARS + 1)}).encode(), "application/json", 413,
+     f'"text" is too long: {MAX_TEXT_CHARS + 1} > {MAX_TEXT_CHARS} characters'),
+    (b'{"text": "   "}', "application/json", 400, '"text" must not be empty or whitespace'),
+    (b'{"instances": []}', "application/json", 400, '"instances" must not be empty'),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), BAD_REQUESTS)
+def test_a_bad_request_gets_its_status_and_our_message_first_then_the_toolkits_traceback(
+        served, body, content_type, status, message):
+    got_status, _, text = invoke(served, body, content_type)
+    first, _, rest = text.partition("\n")
+    assert got_status == status and first.startswith(message)
+    assert rest.startswith("Traceback (most recent call last):")  # what the toolkit appends (Transformer.handle_error)
+
+
+# ------------------------------------------------------------------- what the predict Lambda makes of that body
+@pytest.fixture
+def predict_lambda(monkeypatch, tmp_path):
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-test")
+        set_env(monkeypatch, mode="aws", bucket="autobert-test", endpoint_name="autobert-endpoint", home=tmp_path)
+        yield load_module(REPO / "functions" / "predict.py", "predict_handler_toolkit")
+
+
+def answer_through_sagemaker(module, lambda_context, status: int, container_body: str) -> tuple[int, str]:
+    """InvokeEndpoint answering as SageMaker does when the container answered ``status`` with ``container_body``:
+    ModelError (HTTP 424), the container's status and body as OriginalStatusCode / OriginalMessage."""
+    kind = "client" if status < 500 else "server"
+    stubber = Stubber(module.services.endpoint_client.client)
+    stubber.add_client_error(
+        "invoke_endpoint", service_error_code="ModelError", http_status_code=424,
+        service_message=f'Received {kind} error ({status}) from primary with message "{container_body}". See '
+                        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logEventViewer:group="
+                        "/aws/sagemaker/Endpoints/autobert-endpoint in account 123456789012 for more information.",
+        modeled_fields={"OriginalStatusCode": status, "OriginalMessage": container_body,
+                        "LogStreamArn": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/x"})
+    with stubber:
+        response = module.lambda_handler(rest_event("POST", "/predict", {"text": "orbit"}), lambda_context)
+    return response["statusCode"], json.loads(response["body"])["message"]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), BAD_REQUESTS)
+def test_the_api_client_gets_the_containers_status_and_one_line_message_never_a_traceback(
+        served, predict_lambda, lambda_context, body, content_type, status, message):
+    container_status, _, container_body = invoke(served, body, content_type)
+    assert "Traceback" in container_body
+    api_status, api_message = answer_through_sagemaker(predict_lambda, lambda_context, container_status,
+                                                       container_body)
+    assert api_status == status and api_message.startswith(message)
+    assert "\n" not in api_message and "Traceback" not in api_message
+
+
+def test_a_container_failure_is_a_503_without_the_traceback(served, predict_lambda, lambda_context):
+    # Not UTF-8 under application/json: the toolkit's own decode fails before input_fn runs, which it answers 500.
+    container_status, _, container_body = invoke(served, b'{"text": "\xff"}')
+    assert container_status == 500 and "Traceback" in container_body
+    api_status, api_message = answer_through_sagemaker(predict_lambda, lambda_context, container_status,
+                                                       container_body)
+    assert api_status == 503 and "unavailable" in api_message
+    assert "\n" not in api_message and "Traceback" not in api_message
