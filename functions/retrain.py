@@ -12,7 +12,9 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from autobert.api_models import error
 from autobert.bootstrap import bootstrap
+from autobert.workflow.errors import NoDatasetError
 from autobert.workflow.start import after_feedback, on_execution_end, request_run
 
 services = bootstrap()
@@ -31,12 +33,21 @@ def post_retrain(request: RetrainRequest) -> Response[dict]:
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
 
 
+@app.exception_handler(NoDatasetError)
+def not_bootstrapped(exc: NoDatasetError):
+    return error(409, str(exc))
+
+
 def scheduled(event: dict) -> dict:
     if event.get("detail-type") == "Step Functions Execution Status Change":
         return on_execution_end(services, event.get("detail") or {})  # serve the triggers that came in meanwhile
     s = services.settings
     tune = {"tune": True} if s.schedule_tune else {}
-    return request_run(services, "schedule", full=s.schedule_full_retrain, **tune)
+    try:
+        return request_run(services, "schedule", full=s.schedule_full_retrain, **tune)
+    except NoDatasetError as exc:  # the stack is deployed but not bootstrapped yet: nothing to retrain
+        logger.info("scheduled run skipped: %s", exc)
+        return {"status": "not-bootstrapped", "message": str(exc)}
 
 
 def check_threshold() -> dict:

@@ -5,7 +5,9 @@ request parameter; moto reports every tuning job Completed at once, so the other
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
 import pytest
@@ -24,6 +26,8 @@ from autobert.tuning.sagemaker import (
     tuning_job_record,
 )
 from autobert.tuning.service import tuning_job_config
+
+ASL = Path(__file__).resolve().parents[2] / "statemachines" / "retrain.asl.json"
 
 ROLE = "arn:aws:iam::123456789012:role/autobert-sagemaker"
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/abt-20261125-1100"
@@ -66,7 +70,10 @@ def test_the_tuning_job_request_is_accepted_by_moto_and_described_back_unchanged
     assert definition["StoppingCondition"]["MaxWaitTimeInSeconds"] >= definition["StoppingCondition"][
         "MaxRuntimeInSeconds"]
     limits = described["HyperParameterTuningJobConfig"]["ResourceLimits"]
-    assert limits == {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 3}
+    # The whole tuning job stops within the run's timeout (the state machine's), less the endpoint update's wait
+    assert limits == {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 3,
+                      "MaxRuntimeInSeconds": settings.run_timeout_seconds - settings.endpoint_max_wait_seconds - 900}
+    assert limits["MaxRuntimeInSeconds"] < json.loads(ASL.read_text())["TimeoutSeconds"]
     # Every trial versions its model by its own training job name, never by one shared name.
     assert "model-version" not in definition["StaticHyperParameters"]
     assert definition["StaticHyperParameters"]["sagemaker_program"] == "train.py"

@@ -33,8 +33,6 @@ from autobert.ports import ObjectNotFound, ObjectStore
 # Every entry of a code tarball gets this mtime (2020-01-01) and root ownership: the same code gives the same
 # bytes, so an unchanged upload is recognisable by its hash and SageMaker sees no spurious change.
 FIXED_MTIME = 1_577_836_800
-SERVING_CODE_DIR = "/opt/ml/model/code"  # where the PyTorch serving container looks for code/ of model.tar.gz
-VARIANT = "AllTraffic"
 
 
 class AwsOpsError(AutobertError):
@@ -267,8 +265,7 @@ def _s3_key(store: ObjectStore, uri: str) -> str:
     return uri[len(prefix):]
 
 
-def deploy_endpoint(sagemaker, store: ObjectStore, info: StackInfo, *, version: str, model_uri: str,
-                    instance_type: str, instance_count: int = 1, serverless_memory_mb: int = 0,
+def deploy_endpoint(sagemaker, store: ObjectStore, info: StackInfo, settings, *, version: str, model_uri: str,
                     repo: Path = REPO_ROOT) -> dict:
     """Create the endpoint with the fixed name serving ``version``, as ``PyTorchModel.deploy`` does: repack the
     artifact with ``code/`` (inference.py, requirements.txt, autobert/), CreateModel with the serving container's
@@ -285,16 +282,18 @@ def deploy_endpoint(sagemaker, store: ObjectStore, info: StackInfo, *, version: 
         except ObjectNotFound as exc:
             raise AwsOpsError(f"model artifact {model_uri} not found") from exc
         store.put_bytes(packed_key, repack_model(artifact, inference_code_files(repo)))
-    container = {"Image": info.inference_image_uri, "ModelDataUrl": store.uri(packed_key), "Environment": {
-        "SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_CODE_DIR,
-        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": info.region, "AUTOBERT_MODEL_VERSION": version}}
+    from autobert.adapters.sagemaker_deploy import VARIANT, serving_environment
+
+    container = {"Image": info.inference_image_uri, "ModelDataUrl": store.uri(packed_key),
+                 "Environment": serving_environment(settings.model_copy(update={"region": info.region}), version)}
     _create_once(sagemaker.create_model, ModelName=name, ExecutionRoleArn=info.sagemaker_role_arn,
                  PrimaryContainer=container)
     variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": name}
-    if serverless_memory_mb:
-        variant["ServerlessConfig"] = {"MemorySizeInMB": serverless_memory_mb, "MaxConcurrency": 5}
+    if settings.aws_serverless_memory_mb:
+        variant["ServerlessConfig"] = {"MemorySizeInMB": settings.aws_serverless_memory_mb, "MaxConcurrency": 5}
     else:
-        variant.update(InitialInstanceCount=instance_count, InstanceType=instance_type, InitialVariantWeight=1.0)
+        variant.update(InitialInstanceCount=settings.inference_instance_count,
+                       InstanceType=settings.inference_instance_type, InitialVariantWeight=1.0)
     _create_once(sagemaker.create_endpoint_config, EndpointConfigName=name, ProductionVariants=[variant])
     sagemaker.create_endpoint(EndpointName=info.endpoint_name, EndpointConfigName=name)
     return {"endpoint": info.endpoint_name, "created": True, "model": name, "model_data": store.uri(packed_key)}
@@ -345,10 +344,8 @@ def bootstrap(*, cfn, s3, sagemaker, stepfunctions, apigateway, settings, stack_
             # The run's deploy step normally creates the endpoint; the model it trained is live by now.
             model = registry.live() or _latest_candidate(registry)
     if model and wait:
-        report["endpoint"] = deploy_endpoint(
-            sagemaker, store, info, version=model["version"], model_uri=model["model_uri"],
-            instance_type=settings.inference_instance_type, instance_count=settings.inference_instance_count,
-            serverless_memory_mb=settings.aws_serverless_memory_mb, repo=repo)
+        report["endpoint"] = deploy_endpoint(sagemaker, store, info, settings, version=model["version"],
+                                             model_uri=model["model_uri"], repo=repo)
         if direct and registry.live() is None:
             registry.mark_live(model["version"])
     report["api_url"] = info.api_url

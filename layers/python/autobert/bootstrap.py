@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from autobert.config import Settings, get_settings
-from autobert.ports import EndpointClient, EndpointDeployer, ObjectStore, TrainingJobs
+from autobert.ports import EndpointClient, EndpointDeployer, ObjectStore, TrainingJobs, TuningJobs
 
 
 @dataclass
@@ -42,16 +42,13 @@ class Services:
     @cached_property
     def endpoint_client(self) -> EndpointClient:
         if self.aws:
-            from botocore.config import Config
-
-            from autobert.adapters.sagemaker_runtime import SageMakerEndpointClient
-
-            # API Gateway gives up after 29 s: fail fast and answer 503 rather than time out.
-            config = Config(connect_timeout=5, read_timeout=self.settings.endpoint_timeout,
-                            retries={"max_attempts": 2, "mode": "standard"})
             import boto3
 
-            client = boto3.client("sagemaker-runtime", region_name=self.settings.region, config=config)
+            from autobert.adapters.sagemaker_runtime import SageMakerEndpointClient, invoke_config
+
+            # API Gateway gives up after 29 s: every attempt together ends before that, and the Lambda answers 503.
+            client = boto3.client("sagemaker-runtime", region_name=self.settings.region,
+                                  config=invoke_config(self.settings.endpoint_timeout))
             return SageMakerEndpointClient(client, self.settings.endpoint_name)
         from autobert.adapters.local_endpoint import LocalEndpointClient
 
@@ -81,6 +78,13 @@ class Services:
         from autobert.config import REPO_ROOT
 
         return LocalTrainingJobs(self.settings.home / "training-jobs", REPO_ROOT / "training" / "train.py")
+
+    @cached_property
+    def tuning_jobs(self) -> TuningJobs:
+        """SageMaker tuning jobs (the AWS tuning path)."""
+        from autobert.adapters.sagemaker_tuning import SageMakerTuningJobs
+
+        return SageMakerTuningJobs(self.client("sagemaker"))
 
     @cached_property
     def sagemaker_deployer(self) -> EndpointDeployer:

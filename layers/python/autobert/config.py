@@ -119,6 +119,8 @@ class Settings(BaseSettings):
                                                   "hyperparameters (JSON object), e.g. {\"max-length\": \"128\"}.")
     training_max_wait_seconds: int = Field(4 * 3600, ge=1, description="Overall limit of the training wait loop.")
     endpoint_max_wait_seconds: int = Field(3600, ge=1, description="Overall limit of the endpoint update wait loop.")
+    run_timeout_seconds: int = Field(21600, ge=600, description="The retraining state machine's TimeoutSeconds "
+                                     "(statemachines/retrain.asl.json; a test keeps them equal).")
     local_wait_ms: int = Field(1000, ge=0, description="Local runs: Wait states last this long (ms) instead.")
     local_retry_ms: int = Field(200, ge=0, description="Local runs: pause before a retry (ms) instead of backoff.")
     node: str = Field("node", description="Node.js executable of the local ASL runner.")
@@ -138,6 +140,12 @@ class Settings(BaseSettings):
     bake_seconds: int = Field(300, ge=0, description="Blue/green: wait after traffic shift before the old fleet "
                               "is terminated (alarms watched meanwhile).")
     # --- end retraining workflow -----------------------------------------------------------------------------------
+
+    @property
+    def tuning_budget_seconds(self) -> int:
+        """How long a tuning job may run: what is left of the run's timeout after the endpoint update and a margin
+        for MergeData, Evaluate and the polls (SageMaker stops the tuning job at this limit)."""
+        return max(120, self.run_timeout_seconds - self.endpoint_max_wait_seconds - 900)
 
     # --- Hyperparameter tuning (issue 7): search space, local Optuna tuner, SageMaker tuning jobs ------------------
     tuning_space: dict[str, dict] | None = Field(None, description="Search space (JSON object: train.py option -> "

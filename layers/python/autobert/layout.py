@@ -54,6 +54,14 @@ def run_record(run_id: str) -> str:
     return f"{RUNS}{run_id}/run.json"
 
 
+# runs/_slots/<n>.json: the AWS one-run-at-a-time lock; a starter owns run slot n by creating it (conditional write)
+RUN_SLOTS = "runs/_slots/"
+
+
+def run_slot(number: int) -> str:
+    return f"{RUN_SLOTS}{number:08d}.json"
+
+
 # --- Retraining workflow (issue 4) ------------------------------------------------------------------------------------
 # datasets/<version>/merged.json      every feedback id this version has seen (merged, duplicate or invalid)
 # trainsets/<version>/<base>/{train,validation}/   warm-start training channels (new feedback + replay sample)

@@ -100,6 +100,32 @@ class TrainingJobs(abc.ABC):
     @abc.abstractmethod
     def describe(self, job_name: str) -> TrainingJobState: ...
 
+    @abc.abstractmethod
+    def stop(self, job_name: str) -> None: ...
+
+    def stop_if_running(self, job_name: str) -> bool:
+        """Stop the job if it is still in progress; True if it was."""
+        if self.describe(job_name).status != "InProgress":
+            return False
+        self.stop(job_name)
+        return True
+
+
+class TuningJobs(abc.ABC):
+    """SageMaker hyperparameter tuning jobs (the AWS tuning path; the local tuner runs in `autobert tune`)."""
+
+    @abc.abstractmethod
+    def status(self, job_name: str) -> JobStatus: ...
+
+    @abc.abstractmethod
+    def stop(self, job_name: str) -> None: ...
+
+    def stop_if_running(self, job_name: str) -> bool:
+        if self.status(job_name) != "InProgress":
+            return False
+        self.stop(job_name)
+        return True
+
 
 class EndpointDeployer(abc.ABC):
     """Puts a model version live on the one endpoint whose name never changes."""

@@ -5,6 +5,10 @@ first time). UpdateEndpoint uses deployment guardrails: blue/green by default (t
 old one, traffic shifts at once, the old fleet is kept for ``bake_seconds``), with automatic rollback when one of the
 configured CloudWatch alarms fires. A rolled-back update leaves the endpoint InService on the old config, which
 ``serving_version()`` reveals.
+
+A retried UpdateEndpoint must not fail a run whose swap is already under way: an endpoint that already serves, or is
+already updating to, this version's config is left to finish (the wait loop follows it). An endpoint left ``Failed``
+(it serves nothing) is deleted and then created anew on a later attempt instead of blocking every run.
 """
 
 from __future__ import annotations
@@ -12,11 +16,25 @@ from __future__ import annotations
 from autobert.adapters.aws_errors import aws_errors, error_code
 from autobert.config import Settings
 from autobert.ports import EndpointDeployer
-from autobert.workflow.errors import DeploymentError
+from autobert.workflow.errors import DeploymentError, EndpointNotReady
 
 STATUS = {"InService": "InService", "Creating": "Creating", "Updating": "Updating", "SystemUpdating": "Updating",
           "RollingBack": "Updating", "UpdateRollbackFailed": "Failed", "Failed": "Failed", "Deleting": "Failed",
           "OutOfService": "Failed"}
+
+
+BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+VARIANT = "AllTraffic"
+SERVING_CODE_DIR = "/opt/ml/model/code"  # where the PyTorch serving container looks for code/ of model.tar.gz
+
+
+def serving_environment(settings: Settings, version: str) -> dict[str, str]:
+    """The serving container's environment (CreateModel): the script-mode variables, and the request limits the
+    predict Lambda enforces, so the Lambda and the endpoint agree on them."""
+    return {"SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_CODE_DIR,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": settings.region,
+            "AUTOBERT_MODEL_VERSION": version, "AUTOBERT_MAX_BATCH": str(settings.max_batch),
+            "AUTOBERT_MAX_TEXT_CHARS": str(settings.max_text_chars)}
 
 
 class SageMakerEndpointDeployer(EndpointDeployer):
@@ -67,30 +85,42 @@ class SageMakerEndpointDeployer(EndpointDeployer):
             self._create_if_absent(
                 self.client.create_model, ModelName=name, ExecutionRoleArn=s.sagemaker_role_arn,
                 # The training job puts the serving code (inference.py + autobert) into the archive's code/ folder.
-                PrimaryContainer={"Image": s.inference_image_uri, "ModelDataUrl": model_uri, "Environment": {
-                    "SAGEMAKER_PROGRAM": "inference.py", "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-                    "AUTOBERT_MODEL_VERSION": model_version}})
+                PrimaryContainer={"Image": s.inference_image_uri, "ModelDataUrl": model_uri,
+                                  "Environment": serving_environment(s, model_version)})
         with aws_errors(DeploymentError, f"CreateEndpointConfig {name}"):
             self._create_if_absent(
                 self.client.create_endpoint_config, EndpointConfigName=name,
-                ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name,
+                ProductionVariants=[{"VariantName": VARIANT, "ModelName": name,
                                      "InitialInstanceCount": s.inference_instance_count,
                                      "InstanceType": s.inference_instance_type}])
         with aws_errors(DeploymentError, f"UpdateEndpoint {self.endpoint}"):
-            if self._exists():
-                self.client.update_endpoint(EndpointName=self.endpoint, EndpointConfigName=name,
-                                            DeploymentConfig=self.deployment_config())
-            else:
+            endpoint = self._describe_if_exists()
+            if endpoint is None:
                 self.client.create_endpoint(EndpointName=self.endpoint, EndpointConfigName=name)
+                return
+            status = endpoint["EndpointStatus"]
+            pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+            if name in (pending, endpoint.get("EndpointConfigName")) and status != "Failed":
+                return  # a retried attempt: the swap to this version is under way (or done); the wait loop follows
+            if status == "Failed":
+                # A Failed endpoint serves nothing and takes no update: delete it, create it on the next attempt.
+                self.client.delete_endpoint(EndpointName=self.endpoint)
+                raise EndpointNotReady(f"endpoint {self.endpoint} was Failed "
+                                       f"({endpoint.get('FailureReason', 'no reason given')}): deleted, to be "
+                                       "created anew serving " + model_version)
+            if status in BUSY:
+                raise EndpointNotReady(f"endpoint {self.endpoint} is {status}; the update to {model_version} "
+                                       "waits for it")
+            self.client.update_endpoint(EndpointName=self.endpoint, EndpointConfigName=name,
+                                        DeploymentConfig=self.deployment_config())
 
-    def _exists(self) -> bool:
+    def _describe_if_exists(self) -> dict | None:
         try:
-            self.client.describe_endpoint(EndpointName=self.endpoint)
+            return self.client.describe_endpoint(EndpointName=self.endpoint)
         except Exception as exc:
             if getattr(exc, "response", None) and error_code(exc) == "ValidationException":
-                return False  # SageMaker's answer for a missing endpoint
+                return None  # SageMaker's answer for a missing endpoint
             raise
-        return True
 
     def describe(self) -> dict:
         with aws_errors(DeploymentError, f"DescribeEndpoint {self.endpoint}"):

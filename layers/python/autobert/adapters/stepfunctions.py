@@ -36,6 +36,11 @@ class StepFunctionsRuns:
             raise
         return response["executionArn"]
 
+    def status(self, execution_arn: str) -> str:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or PENDING_REDRIVE)."""
+        with aws_errors(WorkflowError, "DescribeExecution"):
+            return self.client.describe_execution(executionArn=execution_arn)["status"]
+
     def list(self, max_results: int = 50) -> list[dict]:
         with aws_errors(WorkflowError, "ListExecutions"):
             return self.client.list_executions(stateMachineArn=self._arn(), maxResults=max_results)["executions"]

@@ -47,6 +47,9 @@ class TuningJobConfig:
     strategy: Literal["Bayesian", "Random"] = "Bayesian"
     early_stopping: Literal["Auto", "Off"] = "Auto"
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The whole tuning job's limit (ResourceLimits.MaxRuntimeInSeconds): SageMaker stops it after this, so a tuning
+    # job never outlives the run that started it.
+    max_total_seconds: int | None = None
 
 
 def validate(config: TuningJobConfig, space: SearchSpace) -> None:
@@ -69,6 +72,8 @@ def validate(config: TuningJobConfig, space: SearchSpace) -> None:
     if config.use_spot and config.max_wait_seconds is not None and config.max_wait_seconds < config.max_run_seconds:
         raise TuningConfigError(f"spot training: max wait ({config.max_wait_seconds} s) must be >= max run "
                                 f"({config.max_run_seconds} s)")
+    if config.max_total_seconds is not None and config.max_total_seconds < 120:
+        raise TuningConfigError(f"the tuning job's overall limit must be >= 120 s, got {config.max_total_seconds}")
     if config.strategy not in ("Bayesian", "Random"):
         raise TuningConfigError(f"strategy must be Bayesian or Random, got {config.strategy!r}")
     if config.early_stopping not in ("Auto", "Off"):
@@ -111,7 +116,9 @@ def build_request(config: TuningJobConfig, space: SearchSpace) -> dict[str, Any]
             "Strategy": config.strategy,
             "HyperParameterTuningJobObjective": {"Type": OBJECTIVE_TYPE, "MetricName": OBJECTIVE_METRIC},
             "ResourceLimits": {"MaxNumberOfTrainingJobs": config.max_jobs,
-                               "MaxParallelTrainingJobs": config.max_parallel_jobs},
+                               "MaxParallelTrainingJobs": config.max_parallel_jobs,
+                               **({"MaxRuntimeInSeconds": config.max_total_seconds}
+                                  if config.max_total_seconds else {})},
             "ParameterRanges": space.parameter_ranges(),
             "TrainingJobEarlyStoppingType": config.early_stopping,
         },

@@ -94,7 +94,8 @@ def tuning_job_config(settings: Settings, *, job_name: str, channels: Mapping[st
         instance_type=settings.training_instance_type, max_jobs=settings.tuning_max_jobs,
         max_parallel_jobs=settings.tuning_max_parallel_jobs, use_spot=settings.tuning_use_spot,
         max_run_seconds=settings.training_max_run_seconds, max_wait_seconds=settings.tuning_max_wait_seconds,
-        strategy=settings.tuning_strategy, early_stopping=settings.tuning_early_stopping)
+        strategy=settings.tuning_strategy, early_stopping=settings.tuning_early_stopping,
+        max_total_seconds=settings.tuning_budget_seconds)
 
 
 # ------------------------------------------------------------------------------------------------------ display

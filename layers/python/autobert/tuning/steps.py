@@ -72,7 +72,8 @@ def start_tuning(services: Services, event: dict) -> dict:
     # Jobs run in waves of max-parallel; each wave may take as long as one training job may.
     waves = math.ceil(settings.tuning_max_jobs / settings.tuning_max_parallel_jobs)
     return {"job_name": job_name, "tuning_job": job_name, "model_version": None, "warm": merge["warm"],
-            "started_at": started, "deadline": started + waves * settings.training_max_wait_seconds}
+            "started_at": started,
+            "deadline": started + min(waves * settings.training_max_wait_seconds, settings.tuning_budget_seconds)}
 
 
 def check_tuning(services: Services, event: dict) -> dict:

@@ -36,6 +36,11 @@ class DeploymentError(WorkflowError):
     """The endpoint update failed or was rolled back; the previous model keeps serving."""
 
 
+class EndpointNotReady(WorkflowError):
+    """The endpoint cannot take this update yet (a Failed endpoint being deleted to be recreated, or another update
+    in progress): the state machine retries UpdateEndpoint with a long backoff."""
+
+
 class UnknownModelVersion(WorkflowError):
     """No such model version in the registry (rollback)."""
 

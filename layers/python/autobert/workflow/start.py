@@ -4,13 +4,16 @@ path (threshold) and the schedule (EventBridge on AWS, the local Scheduler)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
+from datetime import UTC, datetime
 from typing import Any
 
+from autobert import layout
 from autobert.bootstrap import Services
-from autobert.workflow.errors import WorkflowError
+from autobert.workflow.errors import NoDatasetError, WorkflowError
 from autobert.workflow.merge import current_dataset
-from autobert.workflow.registry import ModelRegistry
+from autobert.workflow.registry import ModelRegistry, now_iso
 from autobert.workflow.runs import FINISHED, RunStore, new_run_id
 from autobert.workflow.triggers import mark_served, pending_triggers, record_trigger, threshold_reached
 
@@ -21,45 +24,103 @@ def request_run(services: Services, kind: str, *, full: bool = False, wait: bool
 
         ensure_initial_dataset(services)
         return LocalWorkflow(services).request(kind, full=full, wait=wait, **detail)
+    if current_dataset(services.store) is None:
+        # Before `autobert aws bootstrap` uploads the dataset every run would fail at MergeData: start none.
+        raise NoDatasetError("no dataset in the bucket yet: run `autobert aws bootstrap` first")
     trigger = record_trigger(services.store, kind, full=full, **detail)
     return {**start_pending_on_aws(services), "trigger": trigger}
 
 
-def start_pending_on_aws(services: Services) -> dict:
-    """Start an execution serving every pending trigger, unless one is running (its end, or the next trigger,
-    serves them; an EventBridge rule on execution status changes may call this too)."""
-    sfn = services.workflow_runs
-    running = sfn.running()
+# A slot whose starter died between taking it and StartExecution is free again after this long.
+SLOT_STALE_SECONDS = 900
+
+
+def start_pending_on_aws(services: Services, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> dict:
+    """Start an execution serving every pending trigger, unless a run is active (its end, or the next trigger,
+    serves them; an EventBridge rule on execution status changes calls this too).
+
+    One run at a time, even when two starters race (the API, the schedule, the threshold rule and the end of a run
+    may all call this at once): a starter must first own the next run slot ``runs/_slots/<n>.json``, created with
+    S3's conditional write (create-if-absent, atomic), and the slot before it must belong to a finished run. S3's
+    listing is strongly consistent, so two starters see the same last slot and only one creates the next."""
+    store, sfn = services.store, services.workflow_runs
+    running = sfn.running()  # an execution started elsewhere (the console, the CLI) counts too
     if running:
         return {"status": "queued", "running": [e["name"] for e in running]}
-    pending = pending_triggers(services.store)
+    last, active = last_slot(services, clock())
+    if active:
+        return {"status": "queued", "running": [active]}
+    pending = pending_triggers(store)
     if not pending:
         return {"status": "idle"}
     run_id = new_run_id()
-    full = any(t.get("full") for t in pending) or ModelRegistry(services.store).live() is None
+    if not store.put_json(layout.run_slot(last + 1), {"run_id": run_id, "at": now_iso(clock())}, if_absent=True):
+        holder = store.get_json(layout.run_slot(last + 1))["run_id"]
+        return {"status": "queued", "running": [holder]}  # another starter won the slot a moment ago
+    full = any(t.get("full") for t in pending) or ModelRegistry(store).live() is None
     # A trigger that asks for tuning (the schedule with AUTOBERT_SCHEDULE_TUNE) makes the run take the tuning path.
     tune = any(t.get("tune") for t in pending)
-    RunStore(services.store).create(run_id, trigger=pending[0]["kind"], executor="stepfunctions",
-                                    trigger_kinds=sorted({t["kind"] for t in pending}),
-                                    triggered_at=min(t["at"] for t in pending), full=full, tune=tune)
+    RunStore(store).create(run_id, trigger=pending[0]["kind"], executor="stepfunctions", slot=last + 1,
+                           trigger_kinds=sorted({t["kind"] for t in pending}),
+                           triggered_at=min(t["at"] for t in pending), full=full, tune=tune)
     # Served from here on, even if the execution dies before its first step: a broken run must not restart forever.
-    mark_served(services.store, [t["id"] for t in pending], run_id)
+    mark_served(store, [t["id"] for t in pending], run_id)
     arn = sfn.start(run_id, {"run_id": run_id, "triggers": [t["id"] for t in pending], "full": full, "tune": tune})
-    RunStore(services.store).update(run_id, execution_arn=arn)
+    RunStore(store).update(run_id, execution_arn=arn)
     return {"status": "started", "run_id": run_id, "execution_arn": arn}
+
+
+def last_slot(services: Services, now: datetime) -> tuple[int, str | None]:
+    """The number of the last run slot taken (0 before the first run) and, if its run is still active, its id. A
+    run is active until its record is finished or its execution is no longer RUNNING; a slot whose starter never
+    started an execution stays active for ``SLOT_STALE_SECONDS``."""
+    store = services.store
+    keys = store.list_keys(layout.RUN_SLOTS)
+    if not keys:
+        return 0, None
+    number = int(keys[-1].rsplit("/", 1)[-1].removesuffix(".json"))
+    slot = store.get_json(keys[-1])
+    try:
+        run = RunStore(store).get(slot["run_id"])
+    except WorkflowError:
+        run = {}
+    if run.get("status") in FINISHED:
+        return number, None
+    if run.get("execution_arn"):
+        return number, slot["run_id"] if services.workflow_runs.status(run["execution_arn"]) == "RUNNING" else None
+    age = (now - datetime.fromisoformat(slot["at"])).total_seconds()
+    return number, slot["run_id"] if age < SLOT_STALE_SECONDS else None
 
 
 def on_execution_end(services: Services, detail: dict) -> dict:
     """EventBridge "Step Functions Execution Status Change": an execution that timed out or was aborted never reached
-    RecordFailure, so its run record is closed here; then the triggers that came in during the run are served."""
+    RecordFailure, so its run record is closed here and the training or tuning job it left running is stopped (a
+    tuning job outliving the execution would bill on); then the triggers that came in during the run are served."""
     run_id, status = detail.get("name"), detail.get("status")
     runs = RunStore(services.store)
     if run_id and status in ("FAILED", "TIMED_OUT", "ABORTED"):
         with suppress(WorkflowError):
-            if runs.get(run_id).get("status") not in FINISHED:
-                runs.update(run_id, status="failed", error=f"Execution{status.title().replace('_', '')}",
-                            cause=f"the execution ended {status} before recording its outcome")
+            run = runs.get(run_id)
+            fields: dict[str, Any] = {}
+            if run.get("status") not in FINISHED:
+                fields.update(status="failed", error=f"Execution{status.title().replace('_', '')}",
+                              cause=f"the execution ended {status} before recording its outcome")
+            stopped = stop_run_jobs(services, run)
+            if stopped:
+                fields["stopped_jobs"] = stopped
+            if fields:
+                runs.update(run_id, **fields)
     return start_pending_on_aws(services)
+
+
+def stop_run_jobs(services: Services, run: dict) -> list[str]:
+    """Stop the run's tuning job and training job if they are still in progress; returns what was stopped."""
+    stopped = []
+    if run.get("tuning_job") and services.tuning_jobs.stop_if_running(run["tuning_job"]):
+        stopped.append(run["tuning_job"])
+    if run.get("training_job") and services.training_jobs.stop_if_running(run["training_job"]):
+        stopped.append(run["training_job"])
+    return stopped
 
 
 def after_feedback(services: Services) -> dict | None:

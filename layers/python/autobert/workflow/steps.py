@@ -143,9 +143,7 @@ def check_training(services: Services, event: dict) -> dict:
     state = services.training_jobs.describe(training["job_name"])
     timed_out = state.status == "InProgress" and time.time() > training["deadline"]
     if timed_out:
-        stop = getattr(services.training_jobs, "stop", None)
-        if stop:
-            stop(training["job_name"])
+        services.training_jobs.stop(training["job_name"])
     return {"status": state.status, "failure_reason": state.failure_reason or (
                 f"training job {training['job_name']} ended {state.status}" if state.status in ("Failed", "Stopped")
                 else None),
