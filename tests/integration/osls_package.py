@@ -55,8 +55,9 @@ class Packaged:
 
 
 @lru_cache
-def package(*params: str) -> Packaged:
-    """``osls package --stage test`` with ``--param`` overrides; artifacts in a fresh folder (removed at exit)."""
+def package(*params: str, region: str = "eu-west-1") -> Packaged:
+    """``osls package --stage test --region <region>`` with ``--param`` overrides; artifacts in a fresh folder
+    (removed at exit)."""
     out = Path(tempfile.mkdtemp(prefix="autobert-osls-"))
     atexit.register(shutil.rmtree, out, True)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoStackYet)
@@ -66,7 +67,7 @@ def package(*params: str) -> Packaged:
            "AWS_ENDPOINT_URL_CLOUDFORMATION": f"http://127.0.0.1:{server.server_address[1]}",
            "SLS_TELEMETRY_DISABLED": "1", "SLS_NOTIFICATIONS_MODE": "off", "CI": "1"}
     env.pop("AWS_PROFILE", None)
-    cmd = [str(OSLS), "package", "--stage", "test", "--region", "eu-west-1", "--package", str(out)]
+    cmd = [str(OSLS), "package", "--stage", "test", "--region", region, "--package", str(out)]
     cmd += [f"--param={p}" for p in params]
     try:
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
