@@ -10,7 +10,6 @@ import subprocess
 import sys
 import zipfile
 from functools import cache
-from pathlib import Path
 
 import botocore.session
 import pytest
