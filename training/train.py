@@ -10,6 +10,10 @@ point at plain folders.
 
 The model folder is self-contained (see ``autobert.modeling``). With ``--fusion`` (default on) a TF-IDF linear model is
 trained beside BERT and the two are fused with a weight chosen on the validation split.
+
+Managed spot training: with a checkpoint folder (``--checkpoint-dir``, ``SM_CHECKPOINT_DIR``, or /opt/ml/checkpoints
+where that exists, i.e. the CheckpointConfig's LocalPath) a checkpoint is written after every epoch, and a job started
+again over the same folder (SageMaker restores it from S3 after a spot interruption) resumes after the latest one.
 """
 
 from __future__ import annotations
@@ -20,16 +24,19 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
@@ -54,6 +61,9 @@ from autobert.modeling import (
 )
 
 logger = logging.getLogger("autobert.train")
+
+SAGEMAKER_CHECKPOINT_DIR = "/opt/ml/checkpoints"  # CheckpointConfig's default LocalPath
+CHECKPOINT_STATE = "state.json"  # written last into a checkpoint: a folder without it is incomplete
 
 
 def str2bool(value: str) -> bool:
@@ -95,8 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Stop after this many epochs without a better validation macro-F1 (0 = off).")
     p.add_argument("--fusion", type=str2bool, default=True,
                    help="Train a TF-IDF linear model too and fuse it with BERT (weight chosen on validation).")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="Autocast precision; auto = bf16 where the hardware runs it fast (AMX/AVX512-BF16, Ampere+).")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="Autocast precision; auto = bf16 on GPUs of compute capability >= 8 (Ampere+) and on CPUs "
+                        "with AVX512-BF16/AMX, fp16 with loss scaling on older GPUs (T4, V100), else fp32.")
     p.add_argument("--max-train-samples", type=int, default=0, help="Debug: use only this many training documents.")
     p.add_argument("--max-steps", type=int, default=0, help="Debug: stop after this many optimizer steps.")
     p.add_argument("--max-train-minutes", type=float, default=0, help="Stop training after this wall time (0 = off).")
@@ -122,12 +133,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-dir", default=env("SM_MODEL_DIR"), help="Model output folder (default: SM_MODEL_DIR).")
     p.add_argument("--output-data-dir", default=env("SM_OUTPUT_DATA_DIR"),
                    help="Metrics/report folder (default: SM_OUTPUT_DATA_DIR).")
+    p.add_argument("--checkpoint-dir", default=env("SM_CHECKPOINT_DIR") or default_checkpoint_dir(),
+                   help="Write a checkpoint here after every epoch and resume from the latest one found (default: "
+                        f"SM_CHECKPOINT_DIR, else {SAGEMAKER_CHECKPOINT_DIR} where it exists, else no checkpoints).")
     # SageMaker also passes a few arguments of its own (e.g. --sagemaker_program): ignore what we do not know.
     args, unknown = p.parse_known_args(argv)
     if unknown:
         logger.info("ignoring unknown arguments: %s", " ".join(unknown))
     validate_args(args)
     return args
+
+
+def default_checkpoint_dir() -> str | None:
+    return SAGEMAKER_CHECKPOINT_DIR if Path(SAGEMAKER_CHECKPOINT_DIR).is_dir() else None
 
 
 def validate_args(args: argparse.Namespace) -> None:
@@ -201,6 +219,129 @@ def make_collate(pad_id: int):
         return out
 
     return collate
+
+
+# ------------------------------------------------------------------------------------------------------- precision
+@dataclass(frozen=True)
+class Precision:
+    """How the training step runs: fp32, or autocast to bf16 or fp16; fp16 needs loss scaling (a GradScaler)."""
+
+    name: str  # "fp32" | "bf16" | "fp16"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.name, torch.float32)
+
+    @property
+    def autocast(self) -> bool:
+        return self.name != "fp32"
+
+    @property
+    def scaler(self) -> bool:
+        return self.name == "fp16"
+
+
+def choose_precision(requested: str, device_type: str, capability: tuple[int, int] | None = None,
+                     cpu_bf16: bool = False) -> Precision:
+    """The precision for ``--precision`` on this hardware. ``auto``: bf16 on a GPU of compute capability >= 8.0
+    (Ampere and later run it natively; ``torch.cuda.is_bf16_supported()`` also says True on a T4, where it is
+    emulated and slow), fp16 with a GradScaler on older GPUs (T4, V100), on a CPU bf16 only where it has
+    AVX512-BF16/AMX (``cpu_bf16``), else fp32."""
+    if requested == "fp16" and device_type != "cuda":
+        raise TrainingConfigError("--precision fp16 needs a CUDA GPU (use bf16 or fp32 on a CPU)")
+    if requested != "auto":
+        return Precision(requested)
+    if device_type == "cuda":
+        if capability is None:
+            raise ValueError("a CUDA device's compute capability is needed")
+        return Precision("bf16" if tuple(capability) >= (8, 0) else "fp16")
+    return Precision("bf16" if cpu_bf16 else "fp32")
+
+
+def device_precision(requested: str, device: torch.device) -> Precision:
+    if device.type == "cuda":
+        return choose_precision(requested, "cuda", torch.cuda.get_device_capability(device))
+    return choose_precision(requested, device.type, cpu_bf16=bf16_supported(torch.device("cpu")))
+
+
+def training_step(model, batch: dict, optimizer, scheduler, scaler: torch.amp.GradScaler, precision: Precision,
+                  device: torch.device) -> torch.Tensor:
+    """One optimizer step. With fp16 the loss is scaled before backward (small gradients would underflow) and the
+    gradients unscaled before clipping; a step with inf/NaN gradients is skipped and the scale lowered. A disabled
+    scaler passes everything through unchanged."""
+    with torch.autocast(device.type, dtype=precision.dtype, enabled=precision.autocast):
+        loss = model(**batch).loss
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+# ----------------------------------------------------------------------------------------------------- checkpoints
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint (``epoch-NNNN/`` holding its ``state.json``) in ``folder``, if any."""
+    complete = sorted(p for p in folder.glob("epoch-*") if (p / CHECKPOINT_STATE).is_file())
+    return complete[-1] if complete else None
+
+
+def _cpu_tensors(state: dict) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_checkpoint(folder: Path, epoch: int, model, best_state: dict | None, optimizer, scheduler,
+                    scaler: torch.amp.GradScaler, generator: torch.Generator, state: dict) -> Path:
+    """Write ``folder/epoch-NNNN/``: the weights (and the best epoch's, when that was an earlier one) as
+    safetensors; the optimizer, scheduler, loss-scaler and RNG states as a tensors-only ``torch.save`` file (read
+    back with ``weights_only=True``: no pickled code); the loop's counters and history as JSON. It is written into
+    a temporary folder and renamed into place, so a job killed meanwhile leaves no half checkpoint under that name;
+    older checkpoints are then removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-epoch-{epoch:04d}-", dir=folder))
+    save_file(_cpu_tensors(model.state_dict()), tmp / "model.safetensors")
+    if best_state is not None and state["best_epoch"] != epoch:
+        save_file(_cpu_tensors(best_state), tmp / "best.safetensors")
+    rng = {"torch": torch.get_rng_state(), "loader": generator.get_state(),
+           "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rng}, tmp / "training_state.pt")
+    (tmp / CHECKPOINT_STATE).write_text(json.dumps(state, indent=2) + "\n")
+    final = folder / f"epoch-{epoch:04d}"
+    if final.exists():  # left by a run that stopped between this rename and the clean-up below
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for old in folder.iterdir():
+        if old != final and old.is_dir() and (old.name.startswith("epoch-") or old.name.startswith(".tmp-epoch-")):
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, run: dict, model, optimizer, scheduler, scaler: torch.amp.GradScaler,
+                    generator: torch.Generator, device: torch.device) -> tuple[dict, dict]:
+    """Restore what :func:`save_checkpoint` wrote; returns (loop state, best weights)."""
+    try:
+        state = json.loads((path / CHECKPOINT_STATE).read_text())
+        if state.get("run") != run:
+            raise TrainingConfigError(f"{path}: checkpoint of a different training run (data, labels or "
+                                      "hyperparameters differ); delete it or pass another --checkpoint-dir")
+        model.load_state_dict(load_file(path / "model.safetensors", device=str(device)))
+        best_file = path / "best.safetensors"
+        best_state = (load_file(best_file, device=str(device)) if best_file.is_file()
+                      else copy.deepcopy(model.state_dict()))
+        training = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(training["optimizer"])
+        scheduler.load_state_dict(training["scheduler"])
+        scaler.load_state_dict(training["scaler"])
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise TrainingConfigError(f"{path}: unreadable checkpoint ({exc})") from exc
+    torch.set_rng_state(training["rng"]["torch"])
+    generator.set_state(training["rng"]["loader"])
+    if training["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(training["rng"]["cuda"])
+    return state, best_state
 
 
 # ----------------------------------------------------------------------------------------------------------- model
@@ -284,7 +425,7 @@ def make_optimizer(model, args):
 
 
 @torch.inference_mode()
-def predict_probs(model, ids: list[list[int]], pad_id: int, batch_size: int, autocast: bool,
+def predict_probs(model, ids: list[list[int]], pad_id: int, batch_size: int, precision: Precision,
                   device: torch.device) -> np.ndarray:
     model.eval()
     order = np.argsort([len(x) for x in ids])
@@ -292,7 +433,7 @@ def predict_probs(model, ids: list[list[int]], pad_id: int, batch_size: int, aut
     for start in range(0, len(ids), batch_size):
         idx = order[start : start + batch_size]
         batch = {k: v.to(device) for k, v in pad_batch([ids[i] for i in idx], pad_id).items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast(device.type, dtype=precision.dtype, enabled=precision.autocast):
             logits = model(**batch).logits
         probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return probs
@@ -333,7 +474,7 @@ def train(args: argparse.Namespace) -> dict:
     set_attention_dropout(model, args.attention_dropout)
     label_ids = {label: i for i, label in enumerate(labels)}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    autocast = args.precision == "bf16" or (args.precision == "auto" and bf16_supported(device))
+    precision = device_precision(args.precision, device)
     model.to(device)
     pad_id = tokenizer.pad_token_id or 0
 
@@ -349,8 +490,8 @@ def train(args: argparse.Namespace) -> dict:
     train_ids, y_train = tokenized(train_df)
     val_ids, y_val = tokenized(val_df)
     test_ids, y_test = tokenized(test_df)
-    logger.info("documents: train=%d validation=%d test=%d labels=%d device=%s bf16=%s",
-                len(train_ids), len(val_ids), len(test_ids), len(labels), device, autocast)
+    logger.info("documents: train=%d validation=%d test=%d labels=%d device=%s precision=%s",
+                len(train_ids), len(val_ids), len(test_ids), len(labels), device, precision.name)
 
     generator = torch.Generator().manual_seed(args.seed)
     loader = DataLoader(TokenizedDataset(train_ids, y_train), batch_size=args.batch_size, shuffle=True,
@@ -361,12 +502,29 @@ def train(args: argparse.Namespace) -> dict:
         total_steps = min(total_steps, args.max_steps)
     optimizer = make_optimizer(model, args)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(args.warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.scaler)
 
     history, best_state, best_f1, best_epoch, stale = [], None, -1.0, 0, 0
-    step, samples, train_seconds = 0, 0, 0.0
-    deadline = time.perf_counter() + args.max_train_minutes * 60 if args.max_train_minutes else math.inf
+    step, samples, train_seconds, start_epoch, finished, resumed_from = 0, 0, 0.0, 0, False, None
+    # What a checkpoint must match to be resumed: the same data, labels and schedule.
+    run = {"labels": labels, "documents": len(train_ids), "steps_per_epoch": steps_per_epoch,
+           "total_steps": total_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+           "seed": args.seed, "base_model": base_model, "precision": precision.name}
+    checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else None
+    latest = latest_checkpoint(checkpoints) if checkpoints and checkpoints.is_dir() else None
+    if latest:
+        state, best_state = load_checkpoint(latest, run, model, optimizer, scheduler, scaler, generator, device)
+        start_epoch = resumed_from = state["epoch"]
+        history, best_f1, best_epoch, stale = state["history"], state["best_f1"], state["best_epoch"], state["stale"]
+        step, samples, train_seconds, finished = state["step"], state["samples"], state["train_seconds"], \
+            state["finished"]
+        logger.info("resumed from checkpoint epoch=%d step=%d (%s)", start_epoch, step, latest)
+    deadline = (time.perf_counter() + args.max_train_minutes * 60 - train_seconds if args.max_train_minutes
+                else math.inf)
     n_epochs = math.ceil(total_steps / steps_per_epoch)
-    for epoch in range(1, n_epochs + 1):
+    for epoch in range(start_epoch + 1, n_epochs + 1):
+        if finished:
+            break
         model.train()
         epoch_start, epoch_loss, epoch_samples = time.perf_counter(), 0.0, 0
         # Without a terminal (SageMaker, CloudWatch, CI logs) redraw rarely: every redraw becomes a log line.
@@ -375,13 +533,7 @@ def train(args: argparse.Namespace) -> dict:
                    mininterval=0.1 if sys.stderr.isatty() else 30)
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = training_step(model, batch, optimizer, scheduler, scaler, precision, device)
             step += 1
             n = batch["labels"].shape[0]
             epoch_samples += n
@@ -397,7 +549,7 @@ def train(args: argparse.Namespace) -> dict:
         record = {"epoch": epoch, "train_loss": epoch_loss / max(epoch_samples, 1),
                   "samples_per_second": epoch_samples / seconds, "seconds": seconds}
         if val_ids:
-            val_pred = predict_probs(model, val_ids, pad_id, args.eval_batch_size, autocast, device).argmax(1)
+            val_pred = predict_probs(model, val_ids, pad_id, args.eval_batch_size, precision, device).argmax(1)
             val = summary(y_val, val_pred)
             record.update(val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
         history.append(record)
@@ -413,9 +565,15 @@ def train(args: argparse.Namespace) -> dict:
             stale += 1
         if args.early_stopping_patience and stale >= args.early_stopping_patience:
             logger.info("early stopping: no better validation macro-F1 for %d epoch(s)", stale)
-            break
-        if step >= total_steps or time.perf_counter() > deadline:
-            break
+            finished = True
+        finished = finished or step >= total_steps or time.perf_counter() > deadline
+        if checkpoints:
+            state = {"epoch": epoch, "step": step, "samples": samples, "train_seconds": train_seconds,
+                     "history": history, "best_f1": best_f1, "best_epoch": best_epoch, "stale": stale,
+                     "finished": finished, "run": run}
+            saved = save_checkpoint(checkpoints, epoch, model, best_state, optimizer, scheduler, scaler, generator,
+                                    state)
+            logger.info("checkpoint saved: epoch=%d (%s)", epoch, saved)
     if best_state is not None:
         model.load_state_dict(best_state)
     if history:
@@ -429,8 +587,9 @@ def train(args: argparse.Namespace) -> dict:
                      truncation=args.truncation)
     linear = None
     report: dict = {"components": {}}
-    val_probs = predict_probs(model, val_ids, pad_id, args.eval_batch_size, autocast, device) if val_ids else None
-    test_probs = predict_probs(model, test_ids, pad_id, args.eval_batch_size, autocast, device) if test_ids else None
+    val_probs = predict_probs(model, val_ids, pad_id, args.eval_batch_size, precision, device) if val_ids else None
+    test_probs = (predict_probs(model, test_ids, pad_id, args.eval_batch_size, precision, device) if test_ids
+                  else None)
     if args.fusion:
         texts, y_linear = train_df["text"].tolist(), y_train
         if args.fusion_data:
@@ -469,7 +628,8 @@ def train(args: argparse.Namespace) -> dict:
         "training": {
             "samples": samples, "steps": step, "epochs_run": len(history), "best_epoch": best_epoch,
             "samples_per_second": samples / train_seconds if train_seconds else 0.0,
-            "train_seconds": train_seconds, "wall_time_seconds": wall, "device": str(device), "bf16": autocast,
+            "train_seconds": train_seconds, "wall_time_seconds": wall, "device": str(device),
+            "precision": precision.name, "bf16": precision.name == "bf16", "resumed_from_epoch": resumed_from,
             "documents": {"train": len(train_ids), "validation": len(val_ids), "test": len(test_ids)},
         },
         "history": history,
