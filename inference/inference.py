@@ -21,9 +21,11 @@ was trained: ``head`` keeps the first tokens, ``head_tail`` keeps the start and 
 long in tokens; only texts over ``AUTOBERT_MAX_TEXT_CHARS`` characters are refused (413). A batch may hold at most
 ``AUTOBERT_MAX_BATCH`` texts.
 
-Errors are ``InferenceError`` with an HTTP status (415 content type, 406 accept, 400 bad input, 413 too large); the
-model server turns them into that status with a one-line message, never a stack trace. On SageMaker they subclass
-sagemaker-inference-toolkit's ``BaseInferenceToolkitError``, which the toolkit maps the same way.
+Errors are ``InferenceError`` with an HTTP status (415 content type, 406 accept, 400 bad input, 413 too large) and a
+one-line message. The local endpoint answers that status with ``{"message": ...}``. On SageMaker they subclass
+sagemaker-inference-toolkit's ``BaseInferenceToolkitError``: the toolkit answers that status with the message followed
+by a Python traceback (``Transformer.handle_error``), and the predict Lambda passes on only the message
+(``autobert.adapters.sagemaker_runtime``), so no traceback reaches an API client.
 
 Packaging for SageMaker (done by the deployment packaging step): ``model.tar.gz`` holds the model folder at its root
 plus ``code/inference.py``, ``code/requirements.txt`` and a copy of the ``autobert`` package as ``code/autobert/``
