@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 import tarfile
 
@@ -83,6 +84,8 @@ def served(tmp_path_factory):
         # TorchServe starts its worker with code/ on PYTHONPATH (the toolkit's torchserve._set_python_path)
         mp.syspath_prepend(str(model_dir / "code"))
         mp.delitem(sys.modules, "inference", raising=False)
+        # initialize() prepends code/ to os.environ["PYTHONPATH"]: restored with the rest when the module is done
+        mp.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
         service = HandlerService()
         service.initialize(TorchServeContext(model_dir))
         yield service, model_dir
