@@ -14,6 +14,7 @@ from autobert.config import Settings
 from autobert.ports import TrainingJobs, TrainingJobSpec, TrainingJobState
 from autobert.workflow.errors import TrainingStartError
 
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath (SageMaker's default), train.py's folder
 STATUS = {"InProgress": "InProgress", "Completed": "Completed", "Failed": "Failed", "Stopping": "InProgress",
           "Stopped": "Stopped"}
 
@@ -56,9 +57,13 @@ class SageMakerTrainingJobs(TrainingJobs):
             "Tags": [{"Key": "autobert:run", "Value": str(spec.extra.get("run_id", ""))}],
         }
         if s.training_use_spot:
-            # Spot capacity can vanish: allow waiting for it, and checkpoint so an interrupted job resumes.
+            # Spot capacity can vanish: allow waiting for it, and checkpoint so an interrupted job resumes. SageMaker
+            # syncs LocalPath to S3Uri while the job runs and restores it when the interrupted job starts again;
+            # train.py writes a checkpoint there after every epoch and resumes from the latest one.
             request["StoppingCondition"]["MaxWaitTimeInSeconds"] = 2 * s.training_max_run_seconds
-            request["CheckpointConfig"] = {"S3Uri": f"{output}/{spec.job_name}/checkpoints"}
+            request["CheckpointConfig"] = {"S3Uri": f"{output}/{spec.job_name}/checkpoints",
+                                           "LocalPath": CHECKPOINT_LOCAL_PATH}
+            hyperparameters["checkpoint-dir"] = CHECKPOINT_LOCAL_PATH
         return request
 
     def start(self, spec: TrainingJobSpec) -> None:
