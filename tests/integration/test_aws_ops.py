@@ -133,7 +133,7 @@ def test_the_training_tarball_holds_train_py_requirements_and_the_package_at_its
             "inference/inference.py", "inference/requirements.txt"} <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert tar_read(data, "train.py") == (REPO_ROOT / "training" / "train.py").read_bytes()
-    assert b"transformers>=5" in tar_read(data, "requirements.txt")
+    assert b"\ntransformers==5." in tar_read(data, "requirements.txt")  # pinned: what the container installs
 
 
 def test_the_inference_tarball_holds_inference_py_its_requirements_and_the_package():
