@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import shutil
 import sys
 import tarfile
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -335,8 +337,8 @@ def load_checkpoint(path: Path, run: dict, model, optimizer, scheduler, scaler: 
         optimizer.load_state_dict(training["optimizer"])
         scheduler.load_state_dict(training["scheduler"])
         scaler.load_state_dict(training["scaler"])
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise TrainingConfigError(f"{path}: unreadable checkpoint ({exc})") from exc
+    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise TrainingConfigError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
     torch.set_rng_state(training["rng"]["torch"])
     generator.set_state(training["rng"]["loader"])
     if training["rng"]["cuda"] and torch.cuda.is_available():

@@ -149,3 +149,16 @@ def test_the_checkpoint_folder_is_sm_checkpoint_dir_else_sagemakers_local_path_w
     assert folder() is None  # a local run outside SageMaker: no checkpoints unless asked for
     (tmp_path / "opt-ml-checkpoints").mkdir()
     assert folder() == str(tmp_path / "opt-ml-checkpoints")
+
+
+@pytest.mark.parametrize("damaged", ["model.safetensors", "training_state.pt"])
+def test_a_damaged_checkpoint_is_a_clear_error(damaged, uninterrupted, tiny_bert, small_dataset, tmp_path, capsys):
+    import shutil
+
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(uninterrupted / "checkpoints", checkpoints)
+    target = checkpoints / f"epoch-{EPOCHS:04d}" / damaged
+    target.write_bytes(target.read_bytes()[:100])
+    assert train.main(job_args(tiny_bert, small_dataset, tmp_path, checkpoints)) == 2
+    err = capsys.readouterr().err
+    assert f"epoch-{EPOCHS:04d}: unreadable checkpoint" in err and "Traceback" not in err
