@@ -11,15 +11,14 @@ ones in /opt/python; the domain layer extracted from its packaged zip), the runt
 imports the handler as Lambda's init does. A module that is not there, and a name that the pinned release of a module
 lacks (``from x import Name``), fail here as they fail a cold start on AWS.
 
-The interpreter: CPython 3.12, as Lambda runs, from $AUTOBERT_LAMBDA_PYTHON, ``python3.12`` on PATH, or pyenv's
-versions folder (this machine kind's image has 3.12 there); the wheels are those of 3.12. Only where none is found does
-it use the test's own interpreter, with the wheels of its version, and says so in every failure message.
+The interpreter is a CPython 3.12, as Lambda runs, not the suite's 3.11: the stdlib differs (3.12 has no distutils,
+for one), and the pinned numpy 2.5 has no 3.11 wheels. It is $AUTOBERT_LAMBDA_PYTHON, else ``python3.12`` on PATH, else
+the newest 3.12 in pyenv's versions folder (this machine kind's image has 3.12.1 there); none found fails the test.
 """
 
 from __future__ import annotations
 
 import functools
-import glob
 import hashlib
 import json
 import os
@@ -74,17 +73,18 @@ def pins() -> dict:
 
 @functools.cache
 def lambda_python() -> tuple[str, str]:
-    """(interpreter, "3.12"): a CPython of the runtime's version, else this one (see the module docstring)."""
+    """(interpreter, "3.12"): a CPython of the runtime's version (see the module docstring)."""
     want = pins()["runtime"]["python"]
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = [os.environ.get("AUTOBERT_LAMBDA_PYTHON"), shutil.which(f"python{want}"),
-                  *sorted(glob.glob(str(pyenv / "versions" / f"{want}.*" / "bin" / f"python{want}")), reverse=True)]
-    for exe in filter(None, candidates):
+    installed = sorted(pyenv.glob(f"versions/{want}.*/bin/python{want}"), reverse=True,
+                       key=lambda exe: [int(x) if x.isdigit() else -1 for x in exe.parts[-3].split(".")])
+    for exe in filter(None, [os.environ.get("AUTOBERT_LAMBDA_PYTHON"), shutil.which(f"python{want}"), *installed]):
         probe = subprocess.run([exe, "-I", "-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                                capture_output=True, text=True)
         if probe.returncode == 0 and probe.stdout.strip() == want:
-            return exe, want
-    return sys.executable, "%d.%d" % sys.version_info[:2]
+            return str(exe), want
+    raise AssertionError(f"no CPython {want} (Lambda's python{want}) found: set AUTOBERT_LAMBDA_PYTHON to one, or "
+                         f"`pyenv install {want}`")
 
 
 def install_layer(name: str, packages: dict[str, str]) -> Path:
@@ -112,7 +112,11 @@ def install_layer(name: str, packages: dict[str, str]) -> Path:
         raise AssertionError(f"installing the {name} layer's pins ({PINS_FILE.name}) for Python {version} failed:\n"
                              f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     (work / ".complete").write_text("\n".join(requirements) + "\n")
-    work.rename(target)
+    try:
+        work.rename(target)
+    except OSError:  # another session installed the same pins meanwhile
+        shutil.rmtree(work, ignore_errors=True)
+        assert (target / ".complete").exists(), f"{target} is there but incomplete"
     return target
 
 
@@ -168,7 +172,7 @@ def run_in_lambda_environment(env_paths: list[str], source: str) -> dict:
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
            "AWS_LAMBDA_FUNCTION_NAME": "autobert-test", "AUTOBERT_MODE": "aws",
            "AUTOBERT_BUCKET": "autobert-test-bucket", "AUTOBERT_REGION": "eu-west-1"}
-    proc = subprocess.run([exe, "-I", "-S", "-B", "-c", CHILD, json.dumps(env_paths), source],
+    proc = subprocess.run([exe, "-I", "-S", "-c", CHILD, json.dumps(env_paths), source],
                           cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"Python {version} ({exe}):\n{proc.stderr[-2000:]}"
     result = json.loads(proc.stdout.strip().splitlines()[-1])
