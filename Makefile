@@ -9,14 +9,22 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 # The runs console's browser tests drive Debian's chromium (never a downloaded browser).
 BROWSER_STAMP := $(VENV)/.chromium-stamp
+# checkov (tests/integration/test_checkov.py) pins dependencies that conflict with the main venv: its own venv.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 
 .PHONY: setup up test lint bench-train bench-serving bench-retrain bench-tuning clean
 
-setup: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP)
+setup: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP) $(CHECKOV_STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -e .
+	touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 $(BROWSER_STAMP): $(STAMP)
@@ -49,4 +57,4 @@ bench-tuning: $(STAMP)
 	$(PY) bench/tuning.py
 
 clean:
-	rm -rf $(VENV) node_modules .autobert .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .autobert .pytest_cache

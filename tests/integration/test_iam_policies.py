@@ -280,13 +280,42 @@ def test_each_call_is_granted_on_every_resource_type_iam_requires(template, reso
     assert missing_grants(usage, role_policies(template, resolve)[role]) == []
 
 
+def runtime_needs(template: dict, resolve: Resolver, props: dict) -> dict[str, list[str]]:
+    """Action -> resources the Lambda service itself uses the function's role for: its log group, X-Ray with active
+    tracing, and the dead-letter target of failed asynchronous invocations (with the target's KMS key)."""
+    group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{props['FunctionName']}:log-stream:x"
+    needs = {action: [group] for action in RUNTIME_ACTIONS}
+    if props.get("TracingConfig", {}).get("Mode") == "Active":
+        needs.update({action: ["*"] for action in TRACING_ACTIONS})
+    target = props.get("DeadLetterConfig", {}).get("TargetArn")
+    if target:
+        topic = target.get("Ref") if isinstance(target, dict) else None
+        assert topic and template["Resources"][topic]["Type"] == "AWS::SNS::Topic", target
+        needs["sns:Publish"] = [resolve(target)]
+        key = template["Resources"][topic]["Properties"].get("KmsMasterKeyId")
+        if key:
+            needs["kms:GenerateDataKey"] = needs["kms:Decrypt"] = [resolve({"Fn::GetAtt": [key["Ref"], "Arn"]})]
+    return needs
+
+
+def covered(resource: str, granted: str) -> bool:
+    return fnmatch.fnmatchcase(resource, granted)
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_what_the_lambda_service_does_with_the_role_is_granted(template, resolve, handler):
+    role, props = lambda_roles(template)[f"functions.{handler}"]
+    statements = role_policies(template, resolve)[role]
+    for action, resources in runtime_needs(template, resolve, props).items():
+        for resource in resources:
+            assert any(covered(resource, g) for g in grants(statements, action)), f"{role}: {action} on {resource}"
+
+
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_a_role_grants_nothing_its_function_does_not_use(template, resolve, handler):
     module = f"functions.{handler}"
     role, props = lambda_roles(template)[module]
-    needed = set(requirements(usage_of(module))) | RUNTIME_ACTIONS
-    if props.get("TracingConfig", {}).get("Mode") == "Active":
-        needed |= TRACING_ACTIONS
+    needed = set(requirements(usage_of(module))) | set(runtime_needs(template, resolve, props))
     granted = {a for st in role_policies(template, resolve)[role] if st["Effect"] == "Allow"
                for a in as_list(st["Action"])}
     assert granted - needed == set(), f"{role} grants what {module} never uses"

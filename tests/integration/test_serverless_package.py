@@ -389,16 +389,23 @@ def test_the_end_of_a_run_calls_the_starter_so_queued_triggers_are_served(resour
 
 def test_failed_runs_raise_an_alarm_and_an_event_to_the_alerts_topic(resources):
     alarms = of_type(resources, "AWS::CloudWatch::Alarm")
-    failed = [a for a in alarms.values() if a["Properties"]["MetricName"] == "ExecutionsFailed"]
+    failed = [a for a in alarms.values() if a["Properties"].get("MetricName") == "ExecutionsFailed"]
     assert failed and failed[0]["Properties"]["AlarmActions"] == [{"Ref": "AlertsTopic"}]
     rule = resources["FailedRunsRule"]["Properties"]
     assert rule["EventPattern"]["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
     assert rule["Targets"][0]["Arn"] == {"Ref": "AlertsTopic"}
 
 
+def alarm_namespaces(alarm: dict) -> set[str]:
+    """The namespaces an alarm watches: its metric's, or those of its metric-math inputs."""
+    props = alarm["Properties"]
+    return {props["Namespace"]} if "Namespace" in props else {
+        m["MetricStat"]["Metric"]["Namespace"] for m in props["Metrics"] if "MetricStat" in m}
+
+
 def test_the_endpoint_rollback_alarms_are_the_ones_the_deploy_step_names(resources):
     names = {a["Properties"]["AlarmName"] for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
-             if a["Properties"]["Namespace"] == "AWS/SageMaker"}
+             if alarm_namespaces(a) == {"AWS/SageMaker"}}
     _, update = function_named(resources, "functions/update_endpoint.lambda_handler")
     assert set(json.loads(update["Properties"]["Environment"]["Variables"]["AUTOBERT_ROLLBACK_ALARMS"])) == names
     assert names == {"autobert-test-endpoint-5xx", "autobert-test-endpoint-latency"}
@@ -415,7 +422,8 @@ def test_parameters_reach_the_template():
     t = package("trainingInstanceType=ml.p3.2xlarge", "trainingUseSpot=false", "endpointInstanceType=ml.c5.xlarge",
                 "modelName=distilbert-base-uncased", "feedbackThreshold=50", "scheduleCron=cron(30 3 * * ? *)",
                 "apiQuotaLimit=5000", "tuningMaxJobs=4", "tuningMaxParallelJobs=1", "scheduleTune=true",
-                "thresholdCheckRate=rate(5 minutes)", "thresholdCheckEnabled=false").template
+                "thresholdCheckRate=rate(5 minutes)", "thresholdCheckEnabled=false", "endpoint5xxRateThreshold=0.1",
+                "endpoint5xxMinInvocations=50", "endpointLatencyP99Ms=9000", "predictReservedConcurrency=7").template
     res = t["Resources"]
     env = function_named(res, "functions/start_training.lambda_handler")[1]["Properties"]["Environment"]["Variables"]
     assert env["AUTOBERT_TRAINING_INSTANCE_TYPE"] == "ml.p3.2xlarge"
@@ -431,3 +439,9 @@ def test_parameters_reach_the_template():
     assert threshold["ScheduleExpression"] == "rate(5 minutes)" and threshold["State"] == "DISABLED"
     [plan] = of_type(res, "AWS::ApiGateway::UsagePlan").values()
     assert plan["Properties"]["Quota"]["Limit"] == 5000
+    errors, latency = res["EndpointErrorsAlarm"]["Properties"], res["EndpointLatencyAlarm"]["Properties"]
+    assert float(errors["Threshold"]) == 0.1 and float(latency["Threshold"]) == 9_000_000
+    assert [m["Expression"] for m in errors["Metrics"] if "Expression" in m] == [
+        "IF(invocations >= 50, errors / invocations, 0)"]
+    predict = function_named(res, "functions/predict.lambda_handler")[1]["Properties"]
+    assert predict["ReservedConcurrentExecutions"] == 7
