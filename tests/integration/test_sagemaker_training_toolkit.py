@@ -37,7 +37,7 @@ import pytest
 
 from autobert import aws_ops, layout
 from autobert.adapters.sagemaker_training import SageMakerTrainingJobs
-from autobert.config import Settings
+from autobert.config import REPO_ROOT, Settings
 from autobert.ports import TrainingJobSpec
 
 pytestmark = pytest.mark.slow
@@ -127,7 +127,7 @@ def test_the_toolkit_runs_train_py_from_the_sourcedir_tarball_and_reports_succes
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (root / "output" / "success").exists() and not (root / "output" / "failure").exists()
     # The toolkit unpacked our tarball and ran its train.py, importing the autobert copy beside it.
-    assert (root / "code" / "train.py").read_bytes() == (aws_ops.REPO_ROOT / "training" / "train.py").read_bytes()
+    assert (root / "code" / "train.py").read_bytes() == (REPO_ROOT / "training" / "train.py").read_bytes()
     assert "Installing dependencies from requirements.txt" in result.stdout + result.stderr
 
 
@@ -150,7 +150,7 @@ def test_the_model_folder_is_what_sagemaker_tars_into_model_tar_gz_with_the_serv
     assert {"model.safetensors", "config.json", "tokenizer.json", "labels.json", "autobert.json", "metrics.json",
             "evaluation.json"} <= {p.name for p in model.iterdir()}
     assert (model / "linear" / "linear.safetensors").is_file()
-    assert (model / "code" / "inference.py").read_bytes() == (aws_ops.REPO_ROOT / "inference" / "inference.py"
+    assert (model / "code" / "inference.py").read_bytes() == (REPO_ROOT / "inference" / "inference.py"
                                                                 ).read_bytes()
     assert (model / "code" / "autobert" / "modeling.py").is_file()
     # SageMaker uploads /opt/ml/model as model.tar.gz (entries relative to the folder): the endpoint's repack of it

@@ -82,7 +82,8 @@ def test_the_training_step_goes_through_the_loss_scaler():
     assert not torch.equal(model.classifier.weight, before)
 
 
-def test_a_step_with_overflowing_gradients_is_skipped_and_the_scale_lowered():
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
+def test_a_step_with_overflowing_gradients_is_skipped():
     scaler = torch.amp.GradScaler("cpu", init_scale=float("inf"), growth_interval=1, backoff_factor=0.5)
     model, before = step_once(scaler, train.Precision("fp32"))
     assert torch.equal(model.classifier.weight, before)  # inf/NaN gradients: the optimizer step was skipped
