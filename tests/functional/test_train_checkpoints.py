@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ def interrupted(tiny_bert, small_dataset, tmp_path_factory) -> tuple[Path, int, 
     proc = subprocess.Popen([sys.executable, str(TRAIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     lines = []
+    watchdog = threading.Timer(300, proc.kill)  # a job that hangs ends the wait (and fails the test), never pytest
+    watchdog.start()
     try:
         for line in proc.stderr:  # blocks on the job's own log: no sleeping
             lines.append(line)
@@ -57,6 +60,7 @@ def interrupted(tiny_bert, small_dataset, tmp_path_factory) -> tuple[Path, int, 
                 proc.send_signal(signal.SIGKILL)
                 break
     finally:
+        watchdog.cancel()
         proc.kill()
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "".join(lines)
