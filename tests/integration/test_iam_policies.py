@@ -321,7 +321,7 @@ def test_a_role_grants_nothing_its_function_does_not_use(template, resolve, hand
     assert granted - needed == set(), f"{role} grants what {module} never uses"
 
 
-S3_OBJECT = re.compile(rf"arn:aws:s3:::[^/]+/(?P<key>.*)")
+S3_OBJECT = re.compile(r"arn:aws:s3:::[^/]+/(?P<key>.*)")
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
