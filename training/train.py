@@ -284,10 +284,23 @@ def training_step(model, batch: dict, optimizer, scheduler, scaler: torch.amp.Gr
 
 
 # ----------------------------------------------------------------------------------------------------- checkpoints
+KEEP_CHECKPOINTS = 2  # the newest may reach S3 incompletely when spot capacity goes: the one before stays
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """The complete checkpoints (``epoch-NNNN/`` holding its ``state.json``) in ``folder``, newest first."""
+    return sorted((p for p in folder.glob("epoch-*") if (p / CHECKPOINT_STATE).is_file()), reverse=True)
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint (``epoch-NNNN/`` holding its ``state.json``) in ``folder``, if any."""
-    complete = sorted(p for p in folder.glob("epoch-*") if (p / CHECKPOINT_STATE).is_file())
-    return complete[-1] if complete else None
+    """The newest complete checkpoint in ``folder``, if any."""
+    complete = complete_checkpoints(folder)
+    return complete[0] if complete else None
+
+
+class UnreadableCheckpoint(TrainingConfigError):
+    """A checkpoint whose files are damaged or incomplete (e.g. partly synced back from S3 after a spot
+    interruption): an older one, or a fresh start, is used instead."""
 
 
 def _cpu_tensors(state: dict) -> dict:
@@ -300,7 +313,7 @@ def save_checkpoint(folder: Path, epoch: int, model, best_state: dict | None, op
     safetensors; the optimizer, scheduler, loss-scaler and RNG states as a tensors-only ``torch.save`` file (read
     back with ``weights_only=True``: no pickled code); the loop's counters and history as JSON. It is written into
     a temporary folder and renamed into place, so a job killed meanwhile leaves no half checkpoint under that name;
-    older checkpoints are then removed."""
+    all but the newest ``KEEP_CHECKPOINTS`` are then removed."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-epoch-{epoch:04d}-", dir=folder))
     save_file(_cpu_tensors(model.state_dict()), tmp / "model.safetensors")
@@ -315,35 +328,72 @@ def save_checkpoint(folder: Path, epoch: int, model, best_state: dict | None, op
     if final.exists():  # left by a run that stopped between this rename and the clean-up below
         shutil.rmtree(final)
     tmp.rename(final)
+    keep = set(complete_checkpoints(folder)[:KEEP_CHECKPOINTS])
     for old in folder.iterdir():
-        if old != final and old.is_dir() and (old.name.startswith("epoch-") or old.name.startswith(".tmp-epoch-")):
+        if old not in keep and old.is_dir() and (old.name.startswith("epoch-") or old.name.startswith(".tmp-epoch-")):
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def read_checkpoint(path: Path, run: dict, device: torch.device) -> dict:
+    """Read everything :func:`save_checkpoint` wrote, touching no model or optimizer: a damaged file raises
+    :class:`UnreadableCheckpoint` before anything is restored; another run's checkpoint is a TrainingConfigError."""
+    try:
+        state = json.loads((path / CHECKPOINT_STATE).read_text())
+    except (OSError, ValueError) as exc:
+        raise UnreadableCheckpoint(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if state.get("run") != run:
+        raise TrainingConfigError(f"{path}: checkpoint of a different training run (data, labels or "
+                                  "hyperparameters differ); delete it or pass another --checkpoint-dir")
+    try:
+        weights = load_file(path / "model.safetensors", device=str(device))
+        best_file = path / "best.safetensors"
+        best = load_file(best_file, device=str(device)) if best_file.is_file() else None
+        training = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
+        for key in ("optimizer", "scheduler", "scaler", "rng"):
+            training[key]  # noqa: B018 (presence check: a truncated dict fails here, not half-way through restoring)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise UnreadableCheckpoint(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+    return {"state": state, "weights": weights, "best": best, "training": training}
 
 
 def load_checkpoint(path: Path, run: dict, model, optimizer, scheduler, scaler: torch.amp.GradScaler,
                     generator: torch.Generator, device: torch.device) -> tuple[dict, dict]:
     """Restore what :func:`save_checkpoint` wrote; returns (loop state, best weights)."""
+    checkpoint = read_checkpoint(path, run, device)
+    training = checkpoint["training"]
     try:
-        state = json.loads((path / CHECKPOINT_STATE).read_text())
-        if state.get("run") != run:
-            raise TrainingConfigError(f"{path}: checkpoint of a different training run (data, labels or "
-                                      "hyperparameters differ); delete it or pass another --checkpoint-dir")
-        model.load_state_dict(load_file(path / "model.safetensors", device=str(device)))
-        best_file = path / "best.safetensors"
-        best_state = (load_file(best_file, device=str(device)) if best_file.is_file()
-                      else copy.deepcopy(model.state_dict()))
-        training = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(checkpoint["weights"])
         optimizer.load_state_dict(training["optimizer"])
         scheduler.load_state_dict(training["scheduler"])
         scaler.load_state_dict(training["scaler"])
-    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError, SafetensorError) as exc:
-        raise TrainingConfigError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise TrainingConfigError(f"{path}: checkpoint does not fit this model ({type(exc).__name__}: {exc})") from exc
+    best_state = checkpoint["best"] if checkpoint["best"] is not None else copy.deepcopy(model.state_dict())
     torch.set_rng_state(training["rng"]["torch"])
     generator.set_state(training["rng"]["loader"])
     if training["rng"]["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(training["rng"]["cuda"])
-    return state, best_state
+    return checkpoint["state"], best_state
+
+
+def resume(folder: Path | None, run: dict, model, optimizer, scheduler, scaler: torch.amp.GradScaler,
+           generator: torch.Generator, device: torch.device) -> tuple[Path, dict, dict] | None:
+    """Restore the newest readable checkpoint in ``folder``; a damaged one is skipped with a warning (the job then
+    redoes an epoch rather than failing), and with none readable the job starts from the beginning."""
+    if folder is None or not folder.is_dir():
+        return None
+    candidates = complete_checkpoints(folder)
+    for path in candidates:
+        try:
+            state, best_state = load_checkpoint(path, run, model, optimizer, scheduler, scaler, generator, device)
+        except UnreadableCheckpoint as exc:
+            logger.warning("skipping checkpoint: %s", exc)
+            continue
+        return path, state, best_state
+    if candidates:
+        logger.warning("no readable checkpoint in %s: training from the start", folder)
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------------- model
@@ -513,9 +563,9 @@ def train(args: argparse.Namespace) -> dict:
            "total_steps": total_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
            "seed": args.seed, "base_model": base_model, "precision": precision.name}
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else None
-    latest = latest_checkpoint(checkpoints) if checkpoints and checkpoints.is_dir() else None
-    if latest:
-        state, best_state = load_checkpoint(latest, run, model, optimizer, scheduler, scaler, generator, device)
+    resumed = resume(checkpoints, run, model, optimizer, scheduler, scaler, generator, device)
+    if resumed:
+        latest, state, best_state = resumed
         start_epoch = resumed_from = state["epoch"]
         history, best_f1, best_epoch, stale = state["history"], state["best_f1"], state["best_epoch"], state["stale"]
         step, samples, train_seconds, finished = state["step"], state["samples"], state["train_seconds"], \

@@ -89,6 +89,23 @@ def test_a_run_whose_execution_ended_without_closing_its_record_does_not_block_t
     assert second["status"] == "started" and second["run_id"] != first["run_id"]
 
 
+def test_the_end_of_a_run_starts_the_next_even_while_the_listing_still_shows_it_running(handlers):
+    store, h = handlers
+    services = h["retrain"].services
+    first = request_run(services, "api")
+    assert request_run(services, "api")["status"] == "queued"
+    client = services.workflow_runs.client
+    client.stop_execution(executionArn=first["execution_arn"])
+    listed = client.list_executions(stateMachineArn=services.settings.state_machine_arn)["executions"]
+
+    def listing_lags_behind(parsed, **_):  # ListExecutions is eventually consistent
+        parsed["executions"] = [{**e, "status": "RUNNING"} for e in listed if e["name"] == first["run_id"]]
+
+    client.meta.events.register("after-call.sfn.ListExecutions", listing_lags_behind)
+    following = on_execution_end(services, {"name": first["run_id"], "status": "ABORTED"})
+    assert following["status"] == "started" and following["run_id"] != first["run_id"]
+
+
 # ------------------------------------------------------------------------------------------- jobs left running
 def test_an_execution_that_timed_out_stops_the_tuning_job_it_left_running(handlers):
     store, h = handlers
@@ -115,6 +132,31 @@ def test_an_execution_that_timed_out_stops_the_tuning_job_it_left_running(handle
     assert calls == [("StopHyperParameterTuningJob", {"HyperParameterTuningJobName": "abt-1"})]
     record = store.get_json(runs_key)
     assert record["status"] == "failed" and record["stopped_jobs"] == ["abt-1"]
+
+
+def test_a_job_that_cannot_be_stopped_still_leaves_the_run_closed(handlers):
+    store, h = handlers
+    services = h["retrain"].services
+    from botocore.exceptions import ClientError
+
+    def sagemaker_side(params, model, **_):
+        body = json.loads(params["body"] or b"{}")
+        if model.name == "DescribeTrainingJob":
+            return OK, {"TrainingJobName": body["TrainingJobName"], "TrainingJobStatus": "Stopping",
+                        "OutputDataConfig": {"S3OutputPath": "s3://b/models"}}
+        if model.name == "StopTrainingJob":
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "job is already stopping"},
+                               "ResponseMetadata": {"HTTPStatusCode": 400}}, "StopTrainingJob")
+        return None
+
+    services.training_jobs.client.meta.events.register("before-call.sagemaker.*", sagemaker_side)
+    started = request_run(services, "api")
+    key = layout.run_record(started["run_id"])
+    store.put_json(key, {**store.get_json(key), "status": "running", "training_job": "ab-1"})
+    services.workflow_runs.client.stop_execution(executionArn=started["execution_arn"])
+    on_execution_end(services, {"name": started["run_id"], "status": "ABORTED"})
+    record = store.get_json(key)
+    assert record["status"] == "failed" and record["error"] == "ExecutionAborted" and "stopped_jobs" not in record
 
 
 def test_the_tuning_wait_loop_ends_before_the_execution_times_out(handlers, lambda_context):

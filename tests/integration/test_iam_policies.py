@@ -407,6 +407,7 @@ SAGEMAKER_ROLE_NEEDS = {
                     "(code/), the model artifact the endpoint loads and spot checkpoints (models/)",
     "s3:ListBucket": "S3Prefix channels are listed before they are downloaded",
     "s3:PutObject": "model artifacts, output.tar.gz and spot checkpoints under models/",
+    "s3:DeleteObject": "SageMaker mirrors a deleted local checkpoint to S3 (train.py prunes older ones)",
     "ecr:BatchCheckLayerAvailability": "pulling the PyTorch Deep Learning Containers",
     "ecr:BatchGetImage": "pulling the PyTorch Deep Learning Containers",
     "ecr:GetDownloadUrlForLayer": "pulling the PyTorch Deep Learning Containers",

@@ -444,4 +444,17 @@ def test_parameters_reach_the_template():
     assert [m["Expression"] for m in errors["Metrics"] if "Expression" in m] == [
         "IF(invocations >= 50, errors / invocations, 0)"]
     predict = function_named(res, "functions/predict.lambda_handler")[1]["Properties"]
-    assert predict["ReservedConcurrentExecutions"] == 7
+    assert predict["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservePredict", {"Ref": "PredictReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert t["Conditions"]["ReservePredict"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PredictReservedConcurrency"},
+                                                                             "none"]}]}
+    assert t["Parameters"]["PredictReservedConcurrency"]["Default"] == "7"
+
+
+def test_an_account_with_a_small_concurrency_quota_can_deploy_without_reserving_any():
+    t = package("predictReservedConcurrency=none", "feedbackReservedConcurrency=none",
+                "retrainReservedConcurrency=none").template
+    for fn in ("Predict", "Feedback", "Retrain"):  # the condition is then false: ReservedConcurrentExecutions NoValue
+        assert t["Parameters"][f"{fn}ReservedConcurrency"]["Default"] == "none"
+        assert t["Conditions"][f"Reserve{fn}"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": f"{fn}ReservedConcurrency"},
+                                                                               "none"]}]}

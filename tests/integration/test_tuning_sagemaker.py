@@ -137,6 +137,8 @@ def described(status: str, best: str | None) -> dict:
     ("InProgress", None, "InProgress"), ("InProgress", "abt-1-002-aa", "InProgress"),
     ("Stopping", "abt-1-002-aa", "InProgress"), ("Completed", "abt-1-004-bb", "Completed"),
     ("Completed", None, "Failed"), ("Failed", None, "Failed"), ("Stopped", None, "Stopped"),
+    # Stopped at its overall limit (MaxRuntimeInSeconds) with a best training job: that job is the candidate.
+    ("Stopped", "abt-1-004-bb", "Completed"),
 ])
 def test_describe_maps_every_tuning_job_status(status, best, expected):
     client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")

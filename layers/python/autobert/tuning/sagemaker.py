@@ -174,6 +174,10 @@ def state_from_description(d: Mapping[str, Any]) -> TuningJobState:
     objective = (best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
     counters = {k: int(v) for k, v in (d.get("TrainingJobStatusCounters") or {}).items()}
     status = {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}.get(sm_status, "InProgress")
+    if status == "Stopped" and best_name:
+        # Stopped at its overall limit (ResourceLimits.MaxRuntimeInSeconds, inside the run's timeout) or by hand after
+        # some trials finished: the best of them is still a candidate for the gate.
+        status = "Completed"
     reason = d.get("FailureReason") or None
     if status in ("Failed", "Stopped") and not reason:
         reason = f"tuning job {d['HyperParameterTuningJobName']} ended {sm_status}"

@@ -4,6 +4,7 @@ path (threshold) and the schedule (EventBridge on AWS, the local Scheduler)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from autobert.workflow.merge import current_dataset
 from autobert.workflow.registry import ModelRegistry, now_iso
 from autobert.workflow.runs import FINISHED, RunStore, new_run_id
 from autobert.workflow.triggers import mark_served, pending_triggers, record_trigger, threshold_reached
+
+logger = logging.getLogger(__name__)
 
 
 def request_run(services: Services, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
@@ -35,16 +38,21 @@ def request_run(services: Services, kind: str, *, full: bool = False, wait: bool
 SLOT_STALE_SECONDS = 900
 
 
-def start_pending_on_aws(services: Services, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> dict:
+def start_pending_on_aws(services: Services, clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
+                         ended: str | None = None) -> dict:
     """Start an execution serving every pending trigger, unless a run is active (its end, or the next trigger,
     serves them; an EventBridge rule on execution status changes calls this too).
 
     One run at a time, even when two starters race (the API, the schedule, the threshold rule and the end of a run
     may all call this at once): a starter must first own the next run slot ``runs/_slots/<n>.json``, created with
     S3's conditional write (create-if-absent, atomic), and the slot before it must belong to a finished run. S3's
-    listing is strongly consistent, so two starters see the same last slot and only one creates the next."""
+    listing is strongly consistent, so two starters see the same last slot and only one creates the next.
+
+    ``ended``: the name of an execution whose end called this. ListExecutions is eventually consistent and may still
+    list it as RUNNING a moment after its status-change event; it must not keep the waiting triggers waiting."""
     store, sfn = services.store, services.workflow_runs
-    running = sfn.running()  # an execution started elsewhere (the console, the CLI) counts too
+    # An execution started elsewhere (the console, the CLI) counts too.
+    running = [e for e in sfn.running() if e["name"] != ended]
     if running:
         return {"status": "queued", "running": [e["name"] for e in running]}
     last, active = last_slot(services, clock())
@@ -101,25 +109,28 @@ def on_execution_end(services: Services, detail: dict) -> dict:
     if run_id and status in ("FAILED", "TIMED_OUT", "ABORTED"):
         with suppress(WorkflowError):
             run = runs.get(run_id)
-            fields: dict[str, Any] = {}
             if run.get("status") not in FINISHED:
-                fields.update(status="failed", error=f"Execution{status.title().replace('_', '')}",
-                              cause=f"the execution ended {status} before recording its outcome")
+                runs.update(run_id, status="failed", error=f"Execution{status.title().replace('_', '')}",
+                            cause=f"the execution ended {status} before recording its outcome")
             stopped = stop_run_jobs(services, run)
             if stopped:
-                fields["stopped_jobs"] = stopped
-            if fields:
-                runs.update(run_id, **fields)
-    return start_pending_on_aws(services)
+                runs.update(run_id, stopped_jobs=stopped)
+    return start_pending_on_aws(services, ended=run_id)
 
 
 def stop_run_jobs(services: Services, run: dict) -> list[str]:
-    """Stop the run's tuning job and training job if they are still in progress; returns what was stopped."""
+    """Stop the run's tuning job and training job if they are still in progress; returns what was stopped. A job
+    that cannot be stopped (already stopping, say) is logged and the other one is still tried."""
     stopped = []
-    if run.get("tuning_job") and services.tuning_jobs.stop_if_running(run["tuning_job"]):
-        stopped.append(run["tuning_job"])
-    if run.get("training_job") and services.training_jobs.stop_if_running(run["training_job"]):
-        stopped.append(run["training_job"])
+    for name, jobs in ((run.get("tuning_job"), services.tuning_jobs), (run.get("training_job"),
+                                                                        services.training_jobs)):
+        if not name:
+            continue
+        try:
+            if jobs.stop_if_running(name):
+                stopped.append(name)
+        except WorkflowError as exc:
+            logger.warning("could not stop %s of run %s: %s", name, run.get("run_id"), exc)
     return stopped
 
 
