@@ -13,10 +13,9 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto import mock_aws
-from serving_helpers import load_module, rest_event, set_env
+from serving_helpers import load_module, rest_event
 from test_sagemaker_adapters import ROLE, aws, fill_gaps, settings  # noqa: F401  (fixtures)
-from test_sagemaker_handlers import BUCKET, REPO_FUNCTIONS, handlers  # noqa: F401  (fixture)
+from test_sagemaker_handlers import BUCKET, REPO_FUNCTIONS, empty_stack, handlers  # noqa: F401  (fixture)
 
 from autobert import layout
 from autobert.adapters.s3_store import S3ObjectStore
@@ -170,24 +169,16 @@ def test_the_tuning_wait_loop_ends_before_the_execution_times_out(handlers, lamb
 
 
 # --------------------------------------------------------------------------------------------- before bootstrap
-def test_before_the_bootstrap_the_schedule_starts_no_run_and_the_api_says_what_to_run(monkeypatch, lambda_context):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        arn = sfn.create_state_machine(name="retrain", roleArn=ROLE, definition=json.dumps(
-            {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
-        set_env(monkeypatch, mode="aws", bucket=BUCKET, state_machine_arn=arn, trace_disabled="true")
-        retrain = load_module(REPO_FUNCTIONS / "retrain.py", "handler_retrain_not_bootstrapped")
-        out = retrain.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context)
-        assert out["status"] == "not-bootstrapped" and "autobert aws bootstrap" in out["message"]
-        api = retrain.lambda_handler(rest_event("POST", "/retrain", {}), lambda_context)
-        assert api["statusCode"] == 409 and "autobert aws bootstrap" in json.loads(api["body"])["message"]
-        assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
-        store = S3ObjectStore(boto3.client("s3", region_name="us-east-1"), BUCKET)
-        assert store.list_keys(layout.TRIGGERS) == []
+def test_before_the_bootstrap_the_schedule_starts_no_run_and_the_api_says_what_to_run(empty_stack, lambda_context):
+    retrain = load_module(REPO_FUNCTIONS / "retrain.py", "handler_retrain_not_bootstrapped")
+    out = retrain.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context)
+    assert out["status"] == "not-bootstrapped" and "autobert aws bootstrap" in out["message"]
+    api = retrain.lambda_handler(rest_event("POST", "/retrain", {}), lambda_context)
+    assert api["statusCode"] == 409 and "autobert aws bootstrap" in json.loads(api["body"])["message"]
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    assert sfn.list_executions(stateMachineArn=empty_stack)["executions"] == []
+    store = S3ObjectStore(boto3.client("s3", region_name="us-east-1"), BUCKET)
+    assert store.list_keys(layout.TRIGGERS) == []
 
 
 # ------------------------------------------------------------------------------------------------ the endpoint

@@ -24,26 +24,32 @@ BUCKET = "autobert-bucket"
 
 
 @pytest.fixture
-def handlers(monkeypatch):
+def empty_stack(monkeypatch) -> str:
+    """A deployed stack before `autobert aws bootstrap`: the bucket (empty) and the state machine; its ARN."""
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        arn = sfn.create_state_machine(name="retrain", roleArn=ROLE, definition=json.dumps(
-            {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
-        set_env(monkeypatch, mode="aws", bucket=BUCKET, sagemaker_role_arn=ROLE, training_image_uri="train:img",
-                inference_image_uri="infer:img", state_machine_arn=arn, trace_disabled="true")
-        store = S3ObjectStore(boto3.client("s3", region_name="us-east-1"), BUCKET)
-        rows = [(f"{lbl}/{i}", f"text {i} on {lbl}", lbl) for lbl in ("autos", "space") for i in range(10)]
-        import_initial_dataset(store, pd.DataFrame(rows, columns=["id", "text", "label"]), ["autos", "space"],
-                               holdout_fraction=0.2, seed=0)
-        store.put_json(layout.feedback_key("f1", __import__("datetime").date(2026, 11, 25)),
-                       {"id": "f1", "text": "a recipe for soup", "label": "cooking", "received_at": "x"})
-        names = ["merge_data", "start_training", "start_tuning", "check_training", "evaluate", "update_endpoint",
-                 "check_endpoint", "record_failure", "retrain"]
-        yield store, {n: load_module(REPO_FUNCTIONS / f"{n}.py", f"handler_{n}") for n in names}
+        arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
+            name="retrain", roleArn=ROLE, definition=json.dumps(
+                {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+        set_env(monkeypatch, mode="aws", bucket=BUCKET, state_machine_arn=arn, trace_disabled="true")
+        yield arn
+
+
+@pytest.fixture
+def handlers(empty_stack, monkeypatch):
+    set_env(monkeypatch, sagemaker_role_arn=ROLE, training_image_uri="train:img", inference_image_uri="infer:img")
+    store = S3ObjectStore(boto3.client("s3", region_name="us-east-1"), BUCKET)
+    rows = [(f"{lbl}/{i}", f"text {i} on {lbl}", lbl) for lbl in ("autos", "space") for i in range(10)]
+    import_initial_dataset(store, pd.DataFrame(rows, columns=["id", "text", "label"]), ["autos", "space"],
+                           holdout_fraction=0.2, seed=0)
+    store.put_json(layout.feedback_key("f1", __import__("datetime").date(2026, 11, 25)),
+                   {"id": "f1", "text": "a recipe for soup", "label": "cooking", "received_at": "x"})
+    names = ["merge_data", "start_training", "start_tuning", "check_training", "evaluate", "update_endpoint",
+             "check_endpoint", "record_failure", "retrain"]
+    yield store, {n: load_module(REPO_FUNCTIONS / f"{n}.py", f"handler_{n}") for n in names}
 
 
 def put_training_output(store, job: str, promote_ready: bool = True, hyperparameters: dict | None = None) -> None:
@@ -301,22 +307,13 @@ def test_the_threshold_check_starts_a_run_once_enough_unmerged_feedback_is_store
     assert len(store.list_keys(layout.TRIGGERS)) == 2  # the one trigger and its served marker
 
 
-def test_the_threshold_check_does_nothing_before_the_first_dataset(monkeypatch, lambda_context):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
-            name="retrain", roleArn=ROLE, definition=json.dumps(
-                {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
-        set_env(monkeypatch, mode="aws", bucket=BUCKET, state_machine_arn=arn, feedback_threshold=1,
-                trace_disabled="true")
-        store = S3ObjectStore(boto3.client("s3", region_name="us-east-1"), BUCKET)
-        add_feedback(store, "f1", "f2")
-        retrain = load_module(REPO_FUNCTIONS / "retrain.py", "handler_retrain_empty")
-        assert retrain.lambda_handler(THRESHOLD_CHECK, lambda_context)["status"] == "not-triggered"
-        assert not store.list_keys(layout.TRIGGERS)
+def test_the_threshold_check_does_nothing_before_the_first_dataset(empty_stack, monkeypatch, lambda_context):
+    set_env(monkeypatch, feedback_threshold=1)
+    store = S3ObjectStore(boto3.client("s3", region_name="us-east-1"), BUCKET)
+    add_feedback(store, "f1", "f2")
+    retrain = load_module(REPO_FUNCTIONS / "retrain.py", "handler_retrain_empty")
+    assert retrain.lambda_handler(THRESHOLD_CHECK, lambda_context)["status"] == "not-triggered"
+    assert not store.list_keys(layout.TRIGGERS)
 
 
 def test_a_scheduled_run_tunes_when_the_stage_enables_it(handlers, lambda_context, monkeypatch):
