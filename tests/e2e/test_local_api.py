@@ -26,9 +26,10 @@ KEY = "local-secret-key"
 
 def stack_env(home, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
+    # No scheduled run: the suite may run at any hour, inside the low-traffic window too.
     env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                "AUTOBERT_API_PORT": "0",
-        "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_API_KEY": KEY, "AUTOBERT_MAX_TEXT_CHARS": "2000", **extra})
+                "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_API_KEY": KEY,
+                "AUTOBERT_MAX_TEXT_CHARS": "2000", "AUTOBERT_SCHEDULE_ENABLED": "false", **extra})
     return env
 
 
