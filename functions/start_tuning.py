@@ -1,7 +1,7 @@
 """Step Functions task StartTuning: Start a SageMaker tuning job instead of one training job (execution input tune).
 
-The logic is autobert.tuning.steps.start_tuning (AWS mode only); an exception's class name is the errorType the state
-machine's Retry/Catch match.
+The logic is autobert.workflow.tuning_steps.start_tuning (AWS mode only); an exception's class name is the
+errorType the state machine's Retry/Catch match.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from autobert.bootstrap import bootstrap
-from autobert.tuning import steps
+from autobert.workflow import tuning_steps as steps
 
 services = bootstrap()
 logger = Logger(service="retrain")

@@ -276,7 +276,7 @@ def test_the_tuning_path_may_start_and_watch_only_autobert_tuning_jobs(resources
     assert check["sagemaker:DescribeTrainingJob"] == {
         "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:training-job/ab-*"}
     # The tuning job names StartTuning creates fit the granted pattern (and SageMaker's 32-character limit).
-    from autobert.tuning.steps import new_tuning_job_name
+    from autobert.tuning.sagemaker import new_tuning_job_name
 
     name = new_tuning_job_name()
     assert name.startswith("abt-") and len(name) <= 32

@@ -182,8 +182,8 @@ def test_state_from_description_reads_moto_and_real_shapes_alike():
 def test_the_tuning_steps_start_a_job_over_the_runs_data_and_hand_on_the_best_training_job(aws, settings):
     from autobert.bootstrap import Services
     from autobert.tuning import load_study
-    from autobert.tuning.steps import check_tuning, start_tuning
     from autobert.workflow.runs import RunStore
+    from autobert.workflow.tuning_steps import check_tuning, start_tuning
 
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-bucket")
     services = Services(settings)
@@ -213,7 +213,7 @@ def test_the_tuning_steps_start_a_job_over_the_runs_data_and_hand_on_the_best_tr
 
 def test_the_tuning_path_refuses_local_mode(tmp_path):
     from autobert.bootstrap import Services
-    from autobert.tuning.steps import start_tuning
+    from autobert.workflow.tuning_steps import start_tuning
 
     with pytest.raises(TuningConfigError, match="autobert tune"):
         start_tuning(Services(Settings(mode="local", home=tmp_path)), {"run_id": "r", "merge": {}})

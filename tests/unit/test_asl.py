@@ -110,7 +110,7 @@ def test_start_tuning_is_start_training_with_a_tuning_job_and_its_config_error(d
     assert {c["Next"] for c in states["TrainOrTune"]["Choices"]} == {"StartTuning"}
 
 
-CANNED = {  # what each task returns, the shapes of autobert.workflow.steps / autobert.tuning.steps
+CANNED = {  # what each task returns, the shapes of autobert.workflow.steps / autobert.workflow.tuning_steps
     "MergeData": {"dataset_version": "d-1", "warm": False},
     "StartTraining": {"job_name": "ab-1", "model_version": "ab-1"},
     "StartTuning": {"job_name": "abt-1", "tuning_job": "abt-1", "model_version": None},

@@ -184,13 +184,12 @@ def start_first_run(store: ObjectStore, runs, settings, info: StackInfo) -> dict
     """Start the first retraining run (full training) through the state machine, exactly as the retrain API does
     (``autobert.workflow.start.request_run``: record a ``bootstrap`` trigger, start an execution serving the pending
     triggers unless one is running). A run already in progress is waited for instead (bootstrap may be re-run)."""
-    from autobert.bootstrap import Services
+    from autobert.bootstrap import bootstrap
     from autobert.workflow.start import request_run
 
-    services = Services(settings.model_copy(update={"mode": "aws", "bucket": info.bucket,
-                                                     "state_machine_arn": info.state_machine_arn}))
-    # The adapters bootstrap already holds (cached_property slots), so every call goes through the given clients.
-    services.__dict__.update(store=store, workflow_runs=runs)
+    services = bootstrap(settings.model_copy(update={"mode": "aws", "bucket": info.bucket,
+                                                      "state_machine_arn": info.state_machine_arn}),
+                         store=store, workflow_runs=runs)  # every call goes through the given clients
     result = request_run(services, "bootstrap", full=True)
     if result["status"] == "started":
         return {"run_id": result["run_id"], "execution_arn": result["execution_arn"], "started": True,
@@ -221,21 +220,21 @@ def train_directly(sagemaker, store: ObjectStore, settings, info: StackInfo, dat
     """The seed's path without the state machine: one SageMaker training job on the imported dataset (the
     workflow's training adapter builds the request), waited for, then registered as a candidate."""
     from autobert.adapters.sagemaker_training import SageMakerTrainingJobs
+    from autobert.bootstrap import bootstrap
     from autobert.ports import TrainingJobSpec
     from autobert.workflow.registry import ModelRegistry
-    from autobert.workflow.steps import new_job_name
+    from autobert.workflow.steps import new_job_name, training_inputs
 
-    job_settings = settings.model_copy(update={"sagemaker_role_arn": info.sagemaker_role_arn,
+    job_settings = settings.model_copy(update={"mode": "aws", "bucket": info.bucket,
+                                               "sagemaker_role_arn": info.sagemaker_role_arn,
                                                "training_image_uri": info.training_image_uri})
-    jobs = SageMakerTrainingJobs(sagemaker, job_settings, store.uri(layout.TRAINING_CODE))
+    jobs = SageMakerTrainingJobs(sagemaker, job_settings, store.uri(layout.TRAINING_CODE), store)
     job_name = new_job_name()
-    hyperparameters = {"model-name": settings.model_name, "epochs": str(settings.train_epochs),
-                       "learning-rate": str(settings.train_learning_rate), "seed": str(settings.seed),
-                       "model-version": job_name, "progress": "false",
-                       **{k: str(v) for k, v in settings.train_hyperparameters.items()}}
-    channels = {"train": store.uri(layout.dataset_prefix(dataset["version"])),
-                "holdout": store.uri(layout.holdout_prefix(dataset["holdout"]))}
-    jobs.start(TrainingJobSpec(job_name=job_name, hyperparameters=hyperparameters, channels=channels,
+    # The channels and hyperparameters of a run's full training (no model is live yet: no warm start).
+    merge = {"channels": {"train": layout.dataset_prefix(dataset["version"]), "validation": None},
+             "dataset_version": dataset["version"], "holdout_version": dataset["holdout"], "warm": False}
+    inputs = training_inputs(bootstrap(job_settings, store=store, training_jobs=jobs), merge, job_name)
+    jobs.start(TrainingJobSpec(job_name=job_name, hyperparameters=inputs.hyperparameters, channels=inputs.channels,
                                output_uri=store.uri(layout.MODELS), extra={"run_id": "bootstrap"}))
     wait_for(lambda: jobs.describe(job_name).status, ("Completed", "Failed", "Stopped"), timeout=timeout, poll=poll,
              sleep=sleep, what=f"training job {job_name}")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from autobert.config import Settings, get_settings
-from autobert.ports import EndpointClient, EndpointDeployer, ObjectStore, TrainingJobs, TuningJobs
+from autobert.ports import EndpointClient, EndpointDeployer, ObjectStore, TrainingJobs, TuningJobs, Workflow
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Services:
         if self.aws:
             from autobert.adapters.sagemaker_training import SageMakerTrainingJobs, code_uri
 
-            return SageMakerTrainingJobs(self.client("sagemaker"), self.settings, code_uri(self.store))
+            return SageMakerTrainingJobs(self.client("sagemaker"), self.settings, code_uri(self.store), self.store)
         from autobert.adapters.local_training import LocalTrainingJobs
         from autobert.config import REPO_ROOT
 
@@ -81,17 +82,26 @@ class Services:
 
     @cached_property
     def tuning_jobs(self) -> TuningJobs:
-        """SageMaker tuning jobs (the AWS tuning path)."""
-        from autobert.adapters.sagemaker_tuning import SageMakerTuningJobs
+        """SageMaker tuning jobs (the AWS tuning path); locally the tuning path is refused."""
+        if self.aws:
+            from autobert.adapters.sagemaker_training import code_uri
+            from autobert.adapters.sagemaker_tuning import SageMakerTuningJobs
 
-        return SageMakerTuningJobs(self.client("sagemaker"))
+            return SageMakerTuningJobs(self.client("sagemaker"), code_uri(self.store))
+        from autobert.adapters.local_training import LocalTuningJobs
+
+        return LocalTuningJobs()
 
     @cached_property
-    def sagemaker_deployer(self) -> EndpointDeployer:
-        """CreateModel + CreateEndpointConfig + UpdateEndpoint (blue/green); the workflow's AWS deployer."""
-        from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
+    def workflow(self) -> Workflow:
+        """Who serves run requests: Step Functions executions, or the local executor of the same ASL."""
+        if self.aws:
+            from autobert.workflow.start import StepFunctionsWorkflow
 
-        return SageMakerEndpointDeployer(self.client("sagemaker"), self.settings)
+            return StepFunctionsWorkflow(self)
+        from autobert.workflow.local import LocalWorkflow
+
+        return LocalWorkflow(self)
 
     @cached_property
     def workflow_runs(self):
@@ -102,5 +112,13 @@ class Services:
     # --- end retraining workflow -------------------------------------------------------------------------------------
 
 
-def bootstrap(settings: Settings | None = None) -> Services:
-    return Services(settings or get_settings())
+def bootstrap(settings: Settings | None = None, **adapters: Any) -> Services:
+    """The services for ``settings`` (default: from the environment). ``adapters`` replaces chosen ones by name
+    (``store=``, ``training_jobs=``, ``workflow_runs=``, ...): a caller that already holds its clients (e.g.
+    `autobert aws bootstrap`, given the deployed stack's) passes them in."""
+    services = Services(settings or get_settings())
+    for name, adapter in adapters.items():
+        if not isinstance(getattr(Services, name, None), cached_property):
+            raise TypeError(f"bootstrap: no adapter named {name!r}")
+        setattr(services, name, adapter)  # what the cached property would have built
+    return services

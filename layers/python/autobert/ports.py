@@ -10,9 +10,13 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from autobert.errors import AutobertError
+
+if TYPE_CHECKING:
+    from autobert.tuning.sagemaker import TuningJobConfig, TuningJobState
+    from autobert.tuning.space import SearchSpace
 
 
 class ObjectNotFound(AutobertError):
@@ -103,6 +107,16 @@ class TrainingJobs(abc.ABC):
     @abc.abstractmethod
     def stop(self, job_name: str) -> None: ...
 
+    @abc.abstractmethod
+    def init_model_path(self, channel: str, uri: str) -> str:
+        """Where train.py finds the model given as input channel ``channel`` (stored at ``uri``) to start from:
+        inside a SageMaker container the channel's folder, locally the model folder itself."""
+
+    @abc.abstractmethod
+    def read_report(self, output_uri: str, name: str) -> dict:
+        """A JSON report file (``evaluation.json``, ``metrics.json``) a completed job wrote to ``output_uri``
+        (``TrainingJobState.output_uri``); raise EvaluationError if it is missing or unreadable."""
+
     def stop_if_running(self, job_name: str) -> bool:
         """Stop the job if it is still in progress; True if it was."""
         if self.describe(job_name).status != "InProgress":
@@ -112,13 +126,25 @@ class TrainingJobs(abc.ABC):
 
 
 class TuningJobs(abc.ABC):
-    """SageMaker hyperparameter tuning jobs (the AWS tuning path; the local tuner runs in `autobert tune`)."""
+    """SageMaker hyperparameter tuning jobs (the AWS tuning path; locally `autobert tune` runs the local tuner and
+    this port refuses with TuningConfigError)."""
 
     @abc.abstractmethod
-    def status(self, job_name: str) -> JobStatus: ...
+    def new_job_name(self) -> str:
+        """A fresh tuning job name (a retried start never collides with the job of a failed attempt)."""
+
+    @abc.abstractmethod
+    def start(self, config: TuningJobConfig, space: SearchSpace) -> None:
+        """Start a tuning job of training/train.py over ``space``."""
+
+    @abc.abstractmethod
+    def describe(self, job_name: str) -> TuningJobState: ...
 
     @abc.abstractmethod
     def stop(self, job_name: str) -> None: ...
+
+    def status(self, job_name: str) -> JobStatus:
+        return self.describe(job_name).status
 
     def stop_if_running(self, job_name: str) -> bool:
         if self.status(job_name) != "InProgress":
@@ -138,3 +164,12 @@ class EndpointDeployer(abc.ABC):
     @abc.abstractmethod
     def status(self) -> str:
         """``InService``, ``Updating``, ``Creating`` or ``Failed``."""
+
+
+class Workflow(abc.ABC):
+    """Serves requests for retraining runs: the state machine on Step Functions, or its local executor."""
+
+    @abc.abstractmethod
+    def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
+        """Record a trigger of ``kind`` and start a run serving it unless one is running (then the trigger waits
+        for the next run). Returns ``{"status", "trigger", ...}``; with ``wait`` (locally) also the finished run."""

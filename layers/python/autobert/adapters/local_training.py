@@ -20,8 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from autobert.ports import TrainingJobs, TrainingJobSpec, TrainingJobState
-from autobert.workflow.errors import TrainingStartError
+from autobert.ports import TrainingJobs, TrainingJobSpec, TrainingJobState, TuningJobs
+from autobert.tuning.errors import TuningConfigError
+from autobert.workflow.errors import EvaluationError, TrainingStartError
 
 JOB_FILE, STATUS_FILE, LOG_FILE = "job.json", "status.json", "train.log"
 TAIL_CHARS = 2000
@@ -125,11 +126,39 @@ class LocalTrainingJobs(TrainingJobs):
         if pid and _alive(pid):
             os.kill(pid, signal.SIGTERM)
 
+    def init_model_path(self, channel: str, uri: str) -> str:
+        return uri  # the local job reads the model folder in place
+
+    def read_report(self, output_uri: str, name: str) -> dict:
+        try:
+            return json.loads((Path(output_uri) / name).read_text())
+        except (OSError, ValueError) as exc:
+            raise EvaluationError(f"{output_uri}: cannot read {name} ({exc})") from exc
+
     def log_tail(self, job_name: str) -> str:
         try:
             return (self._folder(job_name) / LOG_FILE).read_text()[-TAIL_CHARS:]
         except OSError:
             return ""
+
+
+class LocalTuningJobs(TuningJobs):
+    """The local stack runs no tuning jobs: the tuning path of the state machine is refused (TuningConfigError)."""
+
+    MESSAGE = ("the tuning path runs SageMaker tuning jobs (AUTOBERT_MODE=aws); locally use `autobert tune` and "
+               "`autobert tune apply`")
+
+    def new_job_name(self) -> str:
+        raise TuningConfigError(self.MESSAGE)
+
+    def start(self, config, space) -> None:
+        raise TuningConfigError(self.MESSAGE)
+
+    def describe(self, job_name: str):
+        raise TuningConfigError(self.MESSAGE)
+
+    def stop(self, job_name: str) -> None:
+        raise TuningConfigError(self.MESSAGE)
 
 
 def supervise(folder: Path) -> int:

@@ -8,22 +8,32 @@ as the model version.
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 from autobert import layout
 from autobert.adapters.aws_errors import aws_errors
 from autobert.config import Settings
-from autobert.ports import TrainingJobs, TrainingJobSpec, TrainingJobState
-from autobert.workflow.errors import TrainingStartError
+from autobert.ports import ObjectNotFound, ObjectStore, TrainingJobs, TrainingJobSpec, TrainingJobState
+from autobert.tuning.metrics import METRIC_DEFINITIONS
+from autobert.workflow.errors import EvaluationError, TrainingStartError
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath (SageMaker's default), train.py's folder
+CHANNEL_ROOT = "/opt/ml/input/data"  # where SageMaker puts each input channel in the container
 STATUS = {"InProgress": "InProgress", "Completed": "Completed", "Failed": "Failed", "Stopping": "InProgress",
           "Stopped": "Stopped"}
 
 
 class SageMakerTrainingJobs(TrainingJobs):
-    def __init__(self, client, settings: Settings, code_uri: str):
+    def __init__(self, client, settings: Settings, code_uri: str, store: ObjectStore | None = None):
         self.client = client
         self.settings = settings
         self.code_uri = code_uri
+        self.store = store  # the bucket the jobs write to: where read_report finds their output.tar.gz
 
     def request(self, spec: TrainingJobSpec) -> dict:
         s = self.settings
@@ -32,39 +42,31 @@ class SageMakerTrainingJobs(TrainingJobs):
         hyperparameters = {**spec.hyperparameters, "sagemaker_program": "train.py",
                            "sagemaker_submit_directory": self.code_uri}
         output = spec.output_uri.rstrip("/")
-        request = {
+        return {
             "TrainingJobName": spec.job_name,
-            "HyperParameters": hyperparameters,
-            "AlgorithmSpecification": {
-                "TrainingImage": s.training_image_uri, "TrainingInputMode": "File",
-                # train.py's per-epoch log line, for the console's metric graphs and the tuner
-                "MetricDefinitions": [
-                    {"Name": "train_loss", "Regex": r"train_loss=([0-9.]+)"},
-                    {"Name": "val_accuracy", "Regex": r"val_accuracy=([0-9.]+)"},
-                    {"Name": "val_macro_f1", "Regex": r"val_macro_f1=([0-9.]+)"},
-                ],
-            },
-            "RoleArn": s.sagemaker_role_arn,
-            "InputDataConfig": [
-                {"ChannelName": name, "DataSource": {"S3DataSource": {
-                    "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}
-                for name, uri in spec.channels.items()
-            ],
-            "OutputDataConfig": {"S3OutputPath": output},
-            "ResourceConfig": {"InstanceType": s.training_instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30},
-            "StoppingCondition": {"MaxRuntimeInSeconds": s.training_max_run_seconds},
-            "EnableManagedSpotTraining": s.training_use_spot,
+            **training_job_definition(
+                image_uri=s.training_image_uri, role_arn=s.sagemaker_role_arn, channels=spec.channels,
+                output_uri=output, instance_type=s.training_instance_type, max_run_seconds=s.training_max_run_seconds,
+                use_spot=s.training_use_spot, checkpoint_uri=f"{output}/{spec.job_name}/checkpoints",
+                hyperparameters=hyperparameters, hyperparameters_key="HyperParameters"),
             "Tags": [{"Key": "autobert:run", "Value": str(spec.extra.get("run_id", ""))}],
         }
-        if s.training_use_spot:
-            # Spot capacity can vanish: allow waiting for it, and checkpoint so an interrupted job resumes. SageMaker
-            # syncs LocalPath to S3Uri while the job runs and restores it when the interrupted job starts again;
-            # train.py writes a checkpoint there after every epoch and resumes from the latest one.
-            request["StoppingCondition"]["MaxWaitTimeInSeconds"] = 2 * s.training_max_run_seconds
-            request["CheckpointConfig"] = {"S3Uri": f"{output}/{spec.job_name}/checkpoints",
-                                           "LocalPath": CHECKPOINT_LOCAL_PATH}
-            hyperparameters["checkpoint-dir"] = CHECKPOINT_LOCAL_PATH
-        return request
+
+    def init_model_path(self, channel: str, uri: str) -> str:
+        # SageMaker downloads each channel into the container; train.py reads the live model from there.
+        return f"{CHANNEL_ROOT}/{channel}"
+
+    def read_report(self, output_uri: str, name: str) -> dict:
+        """A report file inside the job's ``output.tar.gz`` (SageMaker packs /opt/ml/output/data there)."""
+        try:
+            key = output_uri.split("/", 3)[3]
+            with tarfile.open(fileobj=io.BytesIO(self.store.get_bytes(key)), mode="r:gz") as archive:
+                member = next((m for m in archive.getmembers() if Path(m.name).name == name), None)
+                if member is None:
+                    raise EvaluationError(f"{output_uri}: no {name} in the training job's output")
+                return json.load(archive.extractfile(member))
+        except (OSError, ValueError, IndexError, tarfile.TarError, ObjectNotFound) as exc:
+            raise EvaluationError(f"{output_uri}: cannot read {name} ({exc})") from exc
 
     def start(self, spec: TrainingJobSpec) -> None:
         with aws_errors(TrainingStartError, f"CreateTrainingJob {spec.job_name}"):
@@ -87,3 +89,38 @@ class SageMakerTrainingJobs(TrainingJobs):
 
 def code_uri(store) -> str:
     return store.uri(layout.TRAINING_CODE)
+
+
+def training_job_definition(*, image_uri: str, role_arn: str, channels: Mapping[str, str], output_uri: str,
+                            instance_type: str, max_run_seconds: int, use_spot: bool, checkpoint_uri: str,
+                            hyperparameters: Mapping[str, str], hyperparameters_key: str,
+                            max_wait_seconds: int | None = None, instance_count: int = 1,
+                            volume_gb: int = 30) -> dict[str, Any]:
+    """The parts a CreateTrainingJob request and a tuning job's TrainingJobDefinition share: the image with
+    train.py's metric definitions (for the console's graphs and the tuner's objective), the channels, the output,
+    the instance, the time limits and, with spot, the checkpoint folder. ``hyperparameters_key``: "HyperParameters"
+    for a training job, "StaticHyperParameters" for a tuning job's definition."""
+    hyperparameters = {k: str(v) for k, v in hyperparameters.items()}
+    definition: dict[str, Any] = {
+        hyperparameters_key: hyperparameters,
+        "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": "File",
+                                   "MetricDefinitions": [dict(d) for d in METRIC_DEFINITIONS]},
+        "RoleArn": role_arn,
+        "InputDataConfig": [
+            {"ChannelName": name, "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}
+            for name, uri in channels.items()
+        ],
+        "OutputDataConfig": {"S3OutputPath": output_uri},
+        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": volume_gb},
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_run_seconds},
+        "EnableManagedSpotTraining": use_spot,
+    }
+    if use_spot:
+        # Spot capacity can vanish: allow waiting for it, and checkpoint so an interrupted job resumes. SageMaker
+        # syncs LocalPath to S3Uri while the job runs and restores it when the interrupted job starts again;
+        # train.py writes a checkpoint there after every epoch and resumes from the latest one.
+        definition["StoppingCondition"]["MaxWaitTimeInSeconds"] = max_wait_seconds or 2 * max_run_seconds
+        definition["CheckpointConfig"] = {"S3Uri": checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
+        hyperparameters["checkpoint-dir"] = CHECKPOINT_LOCAL_PATH
+    return definition

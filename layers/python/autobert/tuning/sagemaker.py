@@ -11,13 +11,15 @@ worse than the median of earlier jobs at that epoch, as the local tuner's pruner
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from autobert.adapters.sagemaker_training import training_job_definition
 from autobert.tuning.errors import TuningConfigError, TuningError
-from autobert.tuning.metrics import METRIC_DEFINITIONS, OBJECTIVE_METRIC, OBJECTIVE_TYPE
+from autobert.tuning.metrics import OBJECTIVE_METRIC, OBJECTIVE_TYPE
 from autobert.tuning.space import SearchSpace
 
 # CreateHyperParameterTuningJob: HyperParameterTuningJobName is at most 32 characters.
@@ -50,6 +52,11 @@ class TuningJobConfig:
     # The whole tuning job's limit (ResourceLimits.MaxRuntimeInSeconds): SageMaker stops it after this, so a tuning
     # job never outlives the run that started it.
     max_total_seconds: int | None = None
+
+
+def new_tuning_job_name() -> str:
+    # Tuning job names have at most 32 characters; SageMaker names each trial "<name>-<NNN>-<hash>".
+    return f"abt-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def validate(config: TuningJobConfig, space: SearchSpace) -> None:
@@ -88,28 +95,13 @@ def validate(config: TuningJobConfig, space: SearchSpace) -> None:
 def build_request(config: TuningJobConfig, space: SearchSpace) -> dict[str, Any]:
     """Keyword arguments of ``sagemaker.create_hyper_parameter_tuning_job``."""
     validate(config, space)
-    stopping: dict[str, int] = {"MaxRuntimeInSeconds": config.max_run_seconds}
-    if config.use_spot:
-        stopping["MaxWaitTimeInSeconds"] = config.max_wait_seconds or 2 * config.max_run_seconds
-    definition: dict[str, Any] = {
-        "StaticHyperParameters": {k: str(v) for k, v in config.static_hyperparameters.items()},
-        "AlgorithmSpecification": {
-            "TrainingImage": config.image_uri,
-            "TrainingInputMode": "File",
-            "MetricDefinitions": [dict(d) for d in METRIC_DEFINITIONS],
-        },
-        "RoleArn": config.role_arn,
-        "InputDataConfig": [
-            {"ChannelName": name, "DataSource": {"S3DataSource": {
-                "S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}}}
-            for name, uri in config.channels.items()
-        ],
-        "OutputDataConfig": {"S3OutputPath": config.output_uri},
-        "ResourceConfig": {"InstanceType": config.instance_type, "InstanceCount": config.instance_count,
-                           "VolumeSizeInGB": config.volume_gb},
-        "StoppingCondition": stopping,
-        "EnableManagedSpotTraining": config.use_spot,
-    }
+    output = config.output_uri.rstrip("/")
+    definition = training_job_definition(
+        image_uri=config.image_uri, role_arn=config.role_arn, channels=config.channels, output_uri=config.output_uri,
+        instance_type=config.instance_type, instance_count=config.instance_count, volume_gb=config.volume_gb,
+        max_run_seconds=config.max_run_seconds, use_spot=config.use_spot, max_wait_seconds=config.max_wait_seconds,
+        checkpoint_uri=f"{output}/{config.job_name}/checkpoints", hyperparameters=config.static_hyperparameters,
+        hyperparameters_key="StaticHyperParameters")
     request = {
         "HyperParameterTuningJobName": config.job_name,
         "HyperParameterTuningJobConfig": {

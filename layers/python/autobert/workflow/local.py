@@ -33,15 +33,14 @@ from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT, Settings
 from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
 from autobert.errors import AutobertError
-from autobert.tuning import steps as tuning_steps
-from autobert.workflow import steps
+from autobert.ports import Workflow
+from autobert.workflow import steps, tuning_steps
 from autobert.workflow.errors import WorkflowError
 from autobert.workflow.merge import current_dataset, import_initial_dataset
 from autobert.workflow.registry import ModelRegistry
-from autobert.workflow.runs import FINISHED, RunStore, is_final, new_run_id, state_timings
+from autobert.workflow.runs import FINISHED, RunStore, is_final, open_run, state_timings
 from autobert.workflow.triggers import (
     in_window,
-    mark_served,
     pending_triggers,
     record_trigger,
     scheduled_today,
@@ -119,7 +118,7 @@ def run_lock(home: Path) -> Iterator[bool]:
 
 
 # -------------------------------------------------------------------------------------------------- the executor
-class LocalWorkflow:
+class LocalWorkflow(Workflow):
     def __init__(self, services: Services):
         self.services = services
         self.store = services.store
@@ -129,6 +128,7 @@ class LocalWorkflow:
     def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
         """Record a trigger and serve it: in this process (``wait``) or in a detached process. Returns the
         trigger and, with ``wait``, the run that served it."""
+        ensure_initial_dataset(self.services)
         trigger = record_trigger(self.store, kind, full=full, **detail)
         if not wait:
             self.start_detached()
@@ -178,15 +178,8 @@ class LocalWorkflow:
     # One run ----------------------------------------------------------------------------------------------------
     def run(self, triggers: list[dict]) -> dict:
         s = self.services.settings
-        run_id = new_run_id()
-        live = ModelRegistry(self.store).live()
-        full = any(t.get("full") for t in triggers) or live is None
-        execution_input = {"run_id": run_id, "triggers": [t["id"] for t in triggers], "full": full}
-        self.runs.create(run_id, trigger=triggers[0]["kind"], trigger_kinds=sorted({t["kind"] for t in triggers}),
-                         triggered_at=min(t["at"] for t in triggers), full=full, executor="local",
-                         live_version_before=live["version"] if live else None)
-        # Served from here on, even if the runner cannot start: a broken run must not be retried forever.
-        mark_served(self.store, execution_input["triggers"], run_id)
+        execution_input = open_run(self.store, triggers, executor="local")
+        run_id = execution_input["run_id"]
         cmd = [s.node, str(RUNNER), "--definition", str(ASL_FILE), "--input", json.dumps(execution_input),
                "--wait-ms", str(s.local_wait_ms), "--retry-ms", str(s.local_retry_ms)]
         events: list[dict] = []

@@ -10,7 +10,8 @@ from typing import Any
 from autobert import layout
 from autobert.ports import ObjectNotFound, ObjectStore
 from autobert.workflow.errors import WorkflowError
-from autobert.workflow.registry import now_iso
+from autobert.workflow.registry import ModelRegistry, now_iso
+from autobert.workflow.triggers import mark_served
 
 FINISHED = ("succeeded", "rejected", "failed")
 
@@ -24,6 +25,25 @@ def is_final(run: dict) -> bool:
 def new_run_id() -> str:
     # Sortable by start time, unique, and a valid Step Functions execution name.
     return f"r-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def open_run(store: ObjectStore, triggers: list[dict], *, executor: str, run_id: str | None = None,
+             **fields: Any) -> dict:
+    """Create the record of a run serving ``triggers`` (oldest first) and mark them served by it; returns the
+    execution input ``{"run_id", "triggers", "full", "tune"}``. Every starter (Step Functions, the local executor)
+    opens its runs here, so every run record has the same fields. A full retrain when a trigger asks for one or no
+    model is live yet; the tuning path when a trigger asks for it (the schedule with AUTOBERT_SCHEDULE_TUNE)."""
+    run_id = run_id or new_run_id()
+    live = ModelRegistry(store).live()
+    full = any(t.get("full") for t in triggers) or live is None
+    tune = any(t.get("tune") for t in triggers)
+    ids = [t["id"] for t in triggers]
+    RunStore(store).create(run_id, trigger=triggers[0]["kind"], trigger_kinds=sorted({t["kind"] for t in triggers}),
+                           triggered_at=min(t["at"] for t in triggers), full=full, tune=tune, executor=executor,
+                           live_version_before=live["version"] if live else None, **fields)
+    # Served from here on, even if the run dies before its first step: a broken run must not restart forever.
+    mark_served(store, ids, run_id)
+    return {"run_id": run_id, "triggers": ids, "full": full, "tune": tune}
 
 
 class UnknownRun(WorkflowError):

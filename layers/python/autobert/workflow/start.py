@@ -12,26 +12,32 @@ from typing import Any
 
 from autobert import layout
 from autobert.bootstrap import Services
+from autobert.ports import Workflow
 from autobert.workflow.errors import NoDatasetError, WorkflowError
 from autobert.workflow.merge import current_dataset
-from autobert.workflow.registry import ModelRegistry, now_iso
-from autobert.workflow.runs import FINISHED, RunStore, new_run_id
-from autobert.workflow.triggers import mark_served, pending_triggers, record_trigger, threshold_reached
+from autobert.workflow.registry import now_iso
+from autobert.workflow.runs import FINISHED, RunStore, new_run_id, open_run
+from autobert.workflow.triggers import pending_triggers, record_trigger, threshold_reached
 
 logger = logging.getLogger(__name__)
 
 
 def request_run(services: Services, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
-    if not services.aws:
-        from autobert.workflow.local import LocalWorkflow, ensure_initial_dataset
+    return services.workflow.request(kind, full=full, wait=wait, **detail)
 
-        ensure_initial_dataset(services)
-        return LocalWorkflow(services).request(kind, full=full, wait=wait, **detail)
-    if current_dataset(services.store) is None:
-        # Before `autobert aws bootstrap` uploads the dataset every run would fail at MergeData: start none.
-        raise NoDatasetError("no dataset in the bucket yet: run `autobert aws bootstrap` first")
-    trigger = record_trigger(services.store, kind, full=full, **detail)
-    return {**start_pending_on_aws(services), "trigger": trigger}
+
+class StepFunctionsWorkflow(Workflow):
+    """Runs are executions of the deployed state machine; ``wait`` is not supported (a run takes hours)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
+        if current_dataset(self.services.store) is None:
+            # Before `autobert aws bootstrap` uploads the dataset every run would fail at MergeData: start none.
+            raise NoDatasetError("no dataset in the bucket yet: run `autobert aws bootstrap` first")
+        trigger = record_trigger(self.services.store, kind, full=full, **detail)
+        return {**start_pending_on_aws(self.services), "trigger": trigger}
 
 
 # A slot whose starter died between taking it and StartExecution is free again after this long.
@@ -65,15 +71,8 @@ def start_pending_on_aws(services: Services, clock: Callable[[], datetime] = lam
     if not store.put_json(layout.run_slot(last + 1), {"run_id": run_id, "at": now_iso(clock())}, if_absent=True):
         holder = store.get_json(layout.run_slot(last + 1))["run_id"]
         return {"status": "queued", "running": [holder]}  # another starter won the slot a moment ago
-    full = any(t.get("full") for t in pending) or ModelRegistry(store).live() is None
-    # A trigger that asks for tuning (the schedule with AUTOBERT_SCHEDULE_TUNE) makes the run take the tuning path.
-    tune = any(t.get("tune") for t in pending)
-    RunStore(store).create(run_id, trigger=pending[0]["kind"], executor="stepfunctions", slot=last + 1,
-                           trigger_kinds=sorted({t["kind"] for t in pending}),
-                           triggered_at=min(t["at"] for t in pending), full=full, tune=tune)
-    # Served from here on, even if the execution dies before its first step: a broken run must not restart forever.
-    mark_served(store, [t["id"] for t in pending], run_id)
-    arn = sfn.start(run_id, {"run_id": run_id, "triggers": [t["id"] for t in pending], "full": full, "tune": tune})
+    execution_input = open_run(store, pending, executor="stepfunctions", run_id=run_id, slot=last + 1)
+    arn = sfn.start(run_id, execution_input)
     RunStore(store).update(run_id, execution_arn=arn)
     return {"status": "started", "run_id": run_id, "execution_arn": arn}
 

@@ -4,41 +4,32 @@ calls them directly. Errors are raised as exceptions whose class names the ASL's
 
 Execution state, as it grows: ``{"run_id", "triggers", "full"}`` (AWS: optional ``"tune": true``) → ``merge`` →
 ``training`` → ``training_status`` → ``evaluation`` → ``deploy`` → ``endpoint``; on a caught error
-``error: {"Error", "Cause"}``. On the tuning path (``autobert.tuning.steps``) ``training`` holds the tuning job and
-``training_status`` its best training job, whose model then takes the same Evaluate → UpdateEndpoint path.
+``error: {"Error", "Cause"}``. On the tuning path (``autobert.workflow.tuning_steps``) ``training`` holds the tuning
+job and ``training_status`` its best training job, whose model then takes the same Evaluate → UpdateEndpoint path.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
-import tarfile
 import time
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from autobert import layout
 from autobert.bootstrap import Services
-from autobert.ports import EndpointDeployer, ObjectNotFound, TrainingJobSpec
-from autobert.tuning import steps as tuning_steps
+from autobert.ports import EndpointDeployer, TrainingJobSpec
 from autobert.tuning.records import load_defaults_record
-from autobert.workflow import merge as merging
-from autobert.workflow.errors import DeploymentError, EvaluationError
+from autobert.workflow.errors import DeploymentError
 from autobert.workflow.gate import Margins, decide
 from autobert.workflow.registry import ModelRegistry, now_iso
 from autobert.workflow.runs import RunStore
 from autobert.workflow.triggers import mark_served
 
-SAGEMAKER_CHANNEL_ROOT = "/opt/ml/input/data"
 # The training job's report files (autobert.modeling's names; not imported from there: it pulls torch into Lambdas).
 EVALUATION_FILE, METRICS_FILE = "evaluation.json", "metrics.json"
-
-
-def deployer(services: Services) -> EndpointDeployer:
-    return services.sagemaker_deployer if services.aws else services.deployer
 
 
 def new_job_name() -> str:
@@ -48,6 +39,8 @@ def new_job_name() -> str:
 
 # ------------------------------------------------------------------------------------------------------ MergeData
 def merge_data(services: Services, event: dict) -> dict:
+    from autobert.workflow import merge as merging  # pandas: only this step needs it
+
     store, settings = services.store, services.settings
     run_id = event["run_id"]
     runs = RunStore(store)
@@ -106,11 +99,21 @@ def training_hyperparameters(services: Services, job_name: str, warm: bool, init
     return hp
 
 
-def start_training(services: Services, event: dict) -> dict:
-    store, settings = services.store, services.settings
-    merge, run_id = event["merge"], event["run_id"]
-    job_name = new_job_name()
-    live = ModelRegistry(store).live()
+@dataclass
+class TrainingInputs:
+    """What one training job of a run gets (a tuning job's trials get the same): its channels and
+    hyperparameters, and where the tuned defaults among them came from."""
+
+    channels: dict[str, str]
+    hyperparameters: dict[str, str]
+    tuned_from: dict | None
+
+
+def training_inputs(services: Services, merge: dict, job_name: str) -> TrainingInputs:
+    """The channels (``train``, ``holdout``, ``validation`` and ``fusion`` on a warm start, ``live`` once a model is
+    live) and hyperparameters of a run's training, from MergeData's result ``merge`` (``channels``, ``warm``,
+    ``dataset_version``, ``holdout_version``)."""
+    store = services.store
     channels = {"train": store.uri(merge["channels"]["train"]),
                 "holdout": store.uri(layout.holdout_prefix(merge["holdout_version"]))}
     if merge["channels"].get("validation"):
@@ -119,27 +122,38 @@ def start_training(services: Services, event: dict) -> dict:
         # BERT warm-starts on the changes + a replay sample; the fused TF-IDF model refits on the whole dataset.
         channels["fusion"] = store.uri(layout.dataset_prefix(merge["dataset_version"]))
     init_path = None
+    live = ModelRegistry(store).live()
     if live:
         # The live model is scored on the holdout beside the candidate (and is the warm start's init model).
         channels["live"] = live["model_uri"]
-        init_path = f"{SAGEMAKER_CHANNEL_ROOT}/live" if services.aws else live["model_uri"]
+        init_path = services.training_jobs.init_model_path("live", live["model_uri"])
     tuned, tuned_from = tuned_defaults(services, merge["warm"])
     hp = training_hyperparameters(services, job_name, merge["warm"], init_path, "validation" in channels, tuned)
-    spec = TrainingJobSpec(job_name=job_name, hyperparameters=hp, channels=channels,
+    return TrainingInputs(channels, hp, tuned_from)
+
+
+def start_training(services: Services, event: dict) -> dict:
+    store, settings = services.store, services.settings
+    merge, run_id = event["merge"], event["run_id"]
+    job_name = new_job_name()
+    inputs = training_inputs(services, merge, job_name)
+    spec = TrainingJobSpec(job_name=job_name, hyperparameters=inputs.hyperparameters, channels=inputs.channels,
                            output_uri=store.uri(layout.MODELS), extra={"run_id": run_id})
     services.training_jobs.start(spec)
     RunStore(store).update(run_id, training_job=job_name, model_version=job_name, training_started_at=now_iso(),
-                           hyperparameters=hp, tuned_defaults=tuned_from)
+                           hyperparameters=inputs.hyperparameters, tuned_defaults=inputs.tuned_from)
     started = time.time()
     return {"job_name": job_name, "model_version": job_name, "warm": merge["warm"], "started_at": started,
-            "deadline": started + settings.training_max_wait_seconds, "tuned_defaults": tuned_from}
+            "deadline": started + settings.training_max_wait_seconds, "tuned_defaults": inputs.tuned_from}
 
 
 # -------------------------------------------------------------------------------------------------- CheckTraining
 def check_training(services: Services, event: dict) -> dict:
     training = event["training"]
     if training.get("tuning_job"):  # StartTuning ran instead of StartTraining: the same loop polls the tuning job
-        return tuning_steps.check_tuning(services, event)
+        from autobert.workflow.tuning_steps import check_tuning
+
+        return check_tuning(services, event)
     state = services.training_jobs.describe(training["job_name"])
     timed_out = state.status == "InProgress" and time.time() > training["deadline"]
     if timed_out:
@@ -151,29 +165,14 @@ def check_training(services: Services, event: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------- Evaluate
-def read_job_report(services: Services, output_uri: str, name: str) -> dict:
-    """A report file the training job wrote: in its output folder (local) or inside SageMaker's output.tar.gz."""
-    try:
-        if output_uri.startswith("s3://"):
-            key = output_uri.split("/", 3)[3]
-            with tarfile.open(fileobj=io.BytesIO(services.store.get_bytes(key)), mode="r:gz") as archive:
-                member = next((m for m in archive.getmembers() if Path(m.name).name == name), None)
-                if member is None:
-                    raise EvaluationError(f"{output_uri}: no {name} in the training job's output")
-                return json.load(archive.extractfile(member))
-        return json.loads((Path(output_uri) / name).read_text())
-    except (OSError, ValueError, tarfile.TarError, ObjectNotFound) as exc:
-        raise EvaluationError(f"{output_uri}: cannot read {name} ({exc})") from exc
-
-
 def evaluate(services: Services, event: dict) -> dict:
     store, s = services.store, services.settings
     run_id, training, status, merge = event["run_id"], event["training"], event["training_status"], event["merge"]
     # The tuning path: the candidate is the tuning job's best training job (its name is the model version).
     version = status.get("model_version") or training["model_version"]
     training_job = status.get("best_training_job") or training["job_name"]
-    evaluation = read_job_report(services, status["output_uri"], EVALUATION_FILE)
-    metrics = read_job_report(services, status["output_uri"], METRICS_FILE)
+    evaluation = services.training_jobs.read_report(status["output_uri"], EVALUATION_FILE)
+    metrics = services.training_jobs.read_report(status["output_uri"], METRICS_FILE)
     registry = ModelRegistry(store)
     live = registry.live_record()
     decision = decide(evaluation, Margins(s.gate_accuracy_margin, s.gate_macro_f1_margin, s.gate_class_f1_margin),
@@ -211,7 +210,7 @@ def tuning_summary(training: dict, status: dict) -> dict | None:
 # ------------------------------------------------------------------------------------------ UpdateEndpoint & check
 def update_endpoint(services: Services, event: dict) -> dict:
     target = event["evaluation"]
-    deployer(services).deploy(target["model_version"], target["model_uri"])
+    services.deployer.deploy(target["model_version"], target["model_uri"])
     RunStore(services.store).update(event["run_id"], deploy_started_at=now_iso())
     started = time.time()
     return {"model_version": target["model_version"], "started_at": started,
@@ -220,7 +219,7 @@ def update_endpoint(services: Services, event: dict) -> dict:
 
 def check_endpoint(services: Services, event: dict) -> dict:
     deploy = event["deploy"]
-    dep = deployer(services)
+    dep = services.deployer
     status = dep.status()
     if status == "InService":
         current = serving_version(dep) or deploy["model_version"]

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from autobert import layout
 from autobert.ports import ObjectNotFound, ObjectStore
-from autobert.workflow.merge import unmerged_feedback_count
 from autobert.workflow.registry import now_iso
 
 Kind = Literal["manual", "threshold", "schedule", "bootstrap", "api"]
@@ -70,4 +69,6 @@ def threshold_reached(store: ObjectStore, threshold: int) -> bool:
     """Enough unmerged feedback, and no threshold trigger already waiting for a run."""
     if any(t["kind"] == "threshold" for t in pending_triggers(store)):
         return False
+    from autobert.workflow.merge import unmerged_feedback_count  # pandas: not in every step's Lambda
+
     return unmerged_feedback_count(store) >= threshold
