@@ -1,16 +1,22 @@
-"""Shared fixtures: a tiny randomly initialised BERT (seconds to train) and small real 20NG samples."""
+"""Shared fixtures: a tiny randomly initialised BERT (seconds to train), small real 20NG samples, and the moto account
+that stands in for AWS (dummy credentials, the project's bucket, a deployed stack before and after the bootstrap)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
+from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = REPO.parent / "shared" / "data" / "20news-bydate-train.tar.gz"
+SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/autobert-sagemaker"
 
 
 def make_tiny_bert(folder: Path, num_labels: int = 2) -> Path:
@@ -85,3 +91,92 @@ def lambda_context() -> LambdaContext:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+# ------------------------------------------------------------------------------------------ AWS: moto stands in
+@pytest.fixture
+def aws_region() -> str:
+    """The region of the moto account; a module that tests another region overrides this fixture."""
+    return "us-east-1"
+
+
+@pytest.fixture
+def bucket() -> str:
+    """The project's bucket in the moto account; a module overrides this fixture to name another."""
+    return "autobert-bucket"
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch, aws_region) -> None:
+    """Dummy credentials and a region in the environment: boto3 never finds a real account (nor a profile)."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": aws_region}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def moto_account(aws_credentials):
+    """An empty moto account for the test's duration (every boto3 client made meanwhile talks to it)."""
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def aws(moto_account, aws_region, bucket) -> str:
+    """The moto account with the project's bucket (empty); the bucket's name."""
+    where = {} if aws_region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": aws_region}}
+    boto3.client("s3", region_name=aws_region).create_bucket(Bucket=bucket, **where)
+    return bucket
+
+
+@pytest.fixture
+def settings(aws, aws_region):
+    """The settings of an AWS-mode stack in the moto account: its bucket, SageMaker role and images, endpoint."""
+    from autobert.config import Settings
+
+    return Settings(mode="aws", region=aws_region, bucket=aws, sagemaker_role_arn=SAGEMAKER_ROLE,
+                    training_image_uri="train:img", inference_image_uri="infer:img", endpoint_name="autobert",
+                    rollback_alarms=["autobert-5xx"], bake_seconds=120)
+
+
+@pytest.fixture
+def state_machine(aws, aws_region) -> str:
+    """A state machine (one Pass state) in the moto account, as deployed before the real definition matters; its ARN."""
+    return boto3.client("stepfunctions", region_name=aws_region).create_state_machine(
+        name="retrain", roleArn=SAGEMAKER_ROLE,
+        definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+
+
+@pytest.fixture
+def empty_stack(aws, state_machine, monkeypatch) -> str:
+    """A deployed stack before `autobert aws bootstrap`: the bucket (empty), the state machine and the Lambdas'
+    environment naming them; the state machine's ARN."""
+    from serving_helpers import set_env
+
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    set_env(monkeypatch, mode="aws", bucket=aws, state_machine_arn=state_machine, trace_disabled="true")
+    return state_machine
+
+
+@pytest.fixture
+def handlers(empty_stack, aws, aws_region, monkeypatch):
+    """The stack after the bootstrap: a first dataset (20 rows, 2 labels) and one unmerged feedback item with a new
+    label; the store and the state machine's Lambda handlers, loaded from functions/ with that environment."""
+    from serving_helpers import load_module, set_env
+
+    from autobert import layout
+    from autobert.adapters.s3_store import S3ObjectStore
+    from autobert.workflow.merge import import_initial_dataset
+
+    set_env(monkeypatch, sagemaker_role_arn=SAGEMAKER_ROLE, training_image_uri="train:img",
+            inference_image_uri="infer:img")
+    store = S3ObjectStore(boto3.client("s3", region_name=aws_region), aws)
+    rows = [(f"{lbl}/{i}", f"text {i} on {lbl}", lbl) for lbl in ("autos", "space") for i in range(10)]
+    import_initial_dataset(store, pd.DataFrame(rows, columns=["id", "text", "label"]), ["autos", "space"],
+                           holdout_fraction=0.2, seed=0)
+    store.put_json(layout.feedback_key("f1", date(2026, 11, 25)),
+                   {"id": "f1", "text": "a recipe for soup", "label": "cooking", "received_at": "x"})
+    names = ["merge_data", "start_training", "start_tuning", "check_training", "evaluate", "update_endpoint",
+             "check_endpoint", "record_failure", "retrain"]
+    yield store, {n: load_module(REPO / "functions" / f"{n}.py", f"handler_{n}") for n in names}

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
-from moto import mock_aws
 from serving_helpers import REPO, load_module, rest_event, set_env
 
 from autobert import layout
@@ -151,14 +150,15 @@ def test_a_store_that_cannot_write_is_never_acknowledged(monkeypatch, tmp_path, 
 
 # ------------------------------------------------------------------------------------------------------------ AWS
 @pytest.fixture
-def aws(monkeypatch, tmp_path):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-test")
-        set_env(monkeypatch, mode="aws", bucket="autobert-test", home=tmp_path, allow_new_labels="false")
-        yield load_module(REPO / "functions" / "feedback.py", "feedback_handler")
+def bucket() -> str:
+    return "autobert-test"
+
+
+@pytest.fixture
+def aws(aws, monkeypatch, tmp_path):
+    """Here: the feedback Lambda, loaded in AWS mode over the moto account and bucket of tests/conftest.py's ``aws``."""
+    set_env(monkeypatch, mode="aws", bucket=aws, home=tmp_path, allow_new_labels="false")
+    return load_module(REPO / "functions" / "feedback.py", "feedback_handler")
 
 
 def test_on_aws_feedback_lands_in_s3_once_under_the_dated_prefix(aws, lambda_context):

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import socket
 
-import boto3
 import pytest
 import requests
 from botocore.stub import Stubber
-from moto import mock_aws
 from serving_helpers import LABELS, REPO, EndpointThread, load_module, make_model_folder, rest_event, set_env
 
 
@@ -110,14 +108,15 @@ def test_a_405_names_the_allowed_method(monkeypatch, tmp_path, lambda_context):
 
 # ------------------------------------------------------------------------------------------------------------ AWS
 @pytest.fixture
-def aws(monkeypatch, tmp_path):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-test")
-        set_env(monkeypatch, mode="aws", bucket="autobert-test", endpoint_name="autobert-endpoint", home=tmp_path)
-        yield load_module(REPO / "functions" / "predict.py", "predict_handler")
+def bucket() -> str:
+    return "autobert-test"
+
+
+@pytest.fixture
+def aws(aws, monkeypatch, tmp_path):
+    """Here: the predict Lambda, loaded in AWS mode over the moto account and bucket of tests/conftest.py's ``aws``."""
+    set_env(monkeypatch, mode="aws", bucket=aws, endpoint_name="autobert-endpoint", home=tmp_path)
+    return load_module(REPO / "functions" / "predict.py", "predict_handler")
 
 
 def test_on_aws_predict_invokes_the_sagemaker_endpoint(aws, lambda_context):

@@ -18,7 +18,6 @@ import boto3
 import pandas as pd
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from autobert import aws_ops, layout
 from autobert.adapters.s3_store import S3ObjectStore
@@ -34,14 +33,15 @@ API_KEY = "k3y-0123456789abcdefghij"
 
 # ----------------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield {name: boto3.client(name, region_name=REGION)
-               for name in ("cloudformation", "s3", "sagemaker", "stepfunctions", "iam")}
+def aws_region() -> str:
+    return REGION
+
+
+@pytest.fixture
+def aws(moto_account, aws_region):
+    """Here: the clients of the (empty) moto account of tests/conftest.py; the stack creates the bucket."""
+    return {name: boto3.client(name, region_name=aws_region)
+            for name in ("cloudformation", "s3", "sagemaker", "stepfunctions", "iam")}
 
 
 @pytest.fixture

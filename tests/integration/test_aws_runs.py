@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from the sibling modules are test parameters here)
 """What a real account hits after the first deploy, against moto (AWS's stand-in; its gaps are filled by botocore
 hooks, never by replacing our code): one run at a time even when starters race, a slot left by a starter that died,
 a tuning job that outlives its execution, a schedule that fires before the bootstrap, a Failed endpoint, a retried
@@ -14,8 +13,8 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from serving_helpers import load_module, rest_event
-from test_sagemaker_adapters import ROLE, aws, fill_gaps, settings  # noqa: F401  (fixtures)
-from test_sagemaker_handlers import BUCKET, REPO_FUNCTIONS, empty_stack, handlers  # noqa: F401  (fixture)
+from test_sagemaker_adapters import fill_gaps
+from test_sagemaker_handlers import BUCKET, REPO_FUNCTIONS
 
 from autobert import layout
 from autobert.adapters.s3_store import S3ObjectStore

@@ -19,7 +19,6 @@ import test_sagemaker_handlers as scenarios
 from iam_usage import iam_action, usage_of
 from osls_package import package, requires_osls
 from test_iam_policies import Resolver, covered, grants, lambda_roles, role_policies
-from test_sagemaker_handlers import empty_stack, handlers  # noqa: F401 (the scenarios' fixtures)
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 # The scenarios that call the Lambda handlers (some call the steps' functions directly).

@@ -10,33 +10,17 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
 from autobert.adapters.sagemaker_training import SageMakerTrainingJobs
 from autobert.adapters.stepfunctions import StepFunctionsRuns
-from autobert.config import Settings
 from autobert.ports import TrainingJobSpec
 from autobert.workflow.errors import DeploymentError, TrainingStartError, TransientError
 
 ROLE = "arn:aws:iam::123456789012:role/autobert-sagemaker"
 
 
-@pytest.fixture
-def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-bucket")
-        yield
-
-
-@pytest.fixture
-def settings() -> Settings:
-    return Settings(mode="aws", bucket="autobert-bucket", sagemaker_role_arn=ROLE, training_image_uri="train:img",
-                    inference_image_uri="infer:img", endpoint_name="autobert", rollback_alarms=["autobert-5xx"],
-                    bake_seconds=120)
+# The fixtures `aws` (moto with the bucket) and `settings` (the stack's settings) are tests/conftest.py's.
 
 
 def fill_gaps(client, calls: list, *, rolled_back: bool = False, in_progress: int = 0) -> None:

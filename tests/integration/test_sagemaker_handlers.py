@@ -8,48 +8,16 @@ import json
 import tarfile
 
 import boto3
-import pandas as pd
 import pytest
-from moto import mock_aws
 from serving_helpers import load_module, rest_event, set_env
-from test_sagemaker_adapters import ROLE, fill_gaps
+from test_sagemaker_adapters import fill_gaps
 
 from autobert import layout
 from autobert.adapters.s3_store import S3ObjectStore
 from autobert.workflow.errors import DeploymentError
-from autobert.workflow.merge import import_initial_dataset
 
 REPO_FUNCTIONS = __import__("pathlib").Path(__file__).resolve().parents[2] / "functions"
 BUCKET = "autobert-bucket"
-
-
-@pytest.fixture
-def empty_stack(monkeypatch) -> str:
-    """A deployed stack before `autobert aws bootstrap`: the bucket (empty) and the state machine; its ARN."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-        arn = boto3.client("stepfunctions", region_name="us-east-1").create_state_machine(
-            name="retrain", roleArn=ROLE, definition=json.dumps(
-                {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
-        set_env(monkeypatch, mode="aws", bucket=BUCKET, state_machine_arn=arn, trace_disabled="true")
-        yield arn
-
-
-@pytest.fixture
-def handlers(empty_stack, monkeypatch):
-    set_env(monkeypatch, sagemaker_role_arn=ROLE, training_image_uri="train:img", inference_image_uri="infer:img")
-    store = S3ObjectStore(boto3.client("s3", region_name="us-east-1"), BUCKET)
-    rows = [(f"{lbl}/{i}", f"text {i} on {lbl}", lbl) for lbl in ("autos", "space") for i in range(10)]
-    import_initial_dataset(store, pd.DataFrame(rows, columns=["id", "text", "label"]), ["autos", "space"],
-                           holdout_fraction=0.2, seed=0)
-    store.put_json(layout.feedback_key("f1", __import__("datetime").date(2026, 11, 25)),
-                   {"id": "f1", "text": "a recipe for soup", "label": "cooking", "received_at": "x"})
-    names = ["merge_data", "start_training", "start_tuning", "check_training", "evaluate", "update_endpoint",
-             "check_endpoint", "record_failure", "retrain"]
-    yield store, {n: load_module(REPO_FUNCTIONS / f"{n}.py", f"handler_{n}") for n in names}
 
 
 def put_training_output(store, job: str, promote_ready: bool = True, hyperparameters: dict | None = None) -> None:

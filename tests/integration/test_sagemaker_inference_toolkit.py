@@ -19,10 +19,8 @@ import os
 import sys
 import tarfile
 
-import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 from sagemaker_pytorch_serving_container.handler_service import HandlerService
 from serving_helpers import LABELS, REPO, load_module, make_model_folder, rest_event, set_env
 
@@ -142,14 +140,10 @@ def test_a_bad_request_gets_its_status_and_our_message_first_then_the_toolkits_t
 
 # ------------------------------------------------------------------- what the predict Lambda makes of that body
 @pytest.fixture
-def predict_lambda(monkeypatch, tmp_path):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="autobert-test")
-        set_env(monkeypatch, mode="aws", bucket="autobert-test", endpoint_name="autobert-endpoint", home=tmp_path)
-        yield load_module(REPO / "functions" / "predict.py", "predict_handler_toolkit")
+def predict_lambda(aws, monkeypatch, tmp_path):
+    """The predict Lambda in AWS mode over the moto account and bucket of tests/conftest.py's ``aws``."""
+    set_env(monkeypatch, mode="aws", bucket=aws, endpoint_name="autobert-endpoint", home=tmp_path)
+    return load_module(REPO / "functions" / "predict.py", "predict_handler_toolkit")
 
 
 def answer_through_sagemaker(module, lambda_context, status: int, container_body: str) -> tuple[int, str]:

@@ -15,14 +15,7 @@ from autobert.adapters.sagemaker_runtime import SageMakerEndpointClient
 from autobert.ports import EndpointRequestError, EndpointUnavailable
 
 
-@pytest.fixture
-def aws_env(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-
-
-def test_invoke_sends_json_to_the_named_endpoint_and_returns_its_json(aws_env):
+def test_invoke_sends_json_to_the_named_endpoint_and_returns_its_json(aws_credentials):
     answer = {"predictions": [{"label": "sci.space", "score": 0.9, "top_k": []}], "model_version": "v3"}
     with mock_aws():
         requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
@@ -40,7 +33,7 @@ def stubbed(code: str, message: str, status: int, **modeled) -> SageMakerEndpoin
     return SageMakerEndpointClient(client, "autobert")
 
 
-def test_a_model_error_for_bad_input_becomes_a_request_error_with_the_container_message(aws_env):
+def test_a_model_error_for_bad_input_becomes_a_request_error_with_the_container_message(aws_credentials):
     client = stubbed("ModelError", "Received client error (400)", 424, OriginalStatusCode=400,
                      OriginalMessage=json.dumps({"message": '"text" must not be empty or whitespace'}))
     with pytest.raises(EndpointRequestError) as info:
@@ -55,6 +48,6 @@ def test_a_model_error_for_bad_input_becomes_a_request_error_with_the_container_
     ("ThrottlingException", "Rate exceeded", 400, {}),
     ("ModelError", "Received server error (500)", 424, {"OriginalStatusCode": 500, "OriginalMessage": "boom"}),
 ])
-def test_an_endpoint_that_cannot_serve_is_unavailable(aws_env, code, message, status, modeled):
+def test_an_endpoint_that_cannot_serve_is_unavailable(aws_credentials, code, message, status, modeled):
     with pytest.raises(EndpointUnavailable):
         stubbed(code, message, status, **modeled).invoke({"text": "hello"})

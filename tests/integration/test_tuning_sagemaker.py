@@ -13,7 +13,6 @@ import boto3
 import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from autobert.config import Settings
 from autobert.tuning import METRIC_DEFINITIONS, SearchSpace, TuningConfigError, TuningError
@@ -36,12 +35,9 @@ STATIC = {"model-name": "bert-base-uncased", "seed": "42", "progress": "false", 
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield boto3.client("sagemaker", region_name="us-east-1")
+def aws(moto_account, aws_region):
+    """Here: SageMaker in the (empty) moto account of tests/conftest.py."""
+    return boto3.client("sagemaker", region_name=aws_region)
 
 
 @pytest.fixture
