@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -122,12 +123,22 @@ def test_a_run_shows_the_gate_result_with_holdout_scores_before_and_after(servic
     assert get(console, "/api/runs/r-3").json()["states"]["CandidateRejected"]["outcome"] == "succeeded"
 
 
+def test_models_registered_within_one_second_keep_the_order_they_were_made_in(services, console):
+    second = datetime(2026, 11, 25, 11, 0, 0, tzinfo=UTC)
+    ticks = iter([second, second + timedelta(microseconds=1), second + timedelta(microseconds=2)])
+    registry = ModelRegistry(services.store, clock=lambda: next(ticks))
+    for version in ("zz-first", "mm-second", "aa-third"):  # names that sort the other way round
+        registry.register(version, status="candidate", model_uri=f"/models/{version}")
+    assert [r["version"] for r in registry.list()] == ["zz-first", "mm-second", "aa-third"]
+    assert [m["version"] for m in get(console, "/api/models").json()["models"]] == ["aa-third", "mm-second",
+                                                                                   "zz-first"]
+
+
 def test_models_are_listed_newest_first_with_the_live_one_marked(services, console):
     registry = ModelRegistry(services.store)
     register_evaluated(services, "ab-1", "r-1", promote=True, before=None, after=(0.8, 0.79), status="candidate",
                        model_uri="/models/ab-1")
     registry.mark_live("ab-1")
-    time.sleep(1.1)  # created_at has one-second resolution
     register_evaluated(services, "ab-2", "r-2", promote=True, before=(0.8, 0.79), after=(0.83, 0.82),
                        status="candidate", model_uri="/models/ab-2")
     registry.mark_live("ab-2")

@@ -6,6 +6,7 @@ Status life cycle: ``candidate`` (passed the gate) → ``live`` (serving) → ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,13 +18,14 @@ from autobert.workflow.errors import UnknownModelVersion
 Status = Literal["candidate", "live", "rejected", "retired"]
 
 
-def now_iso(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+def now_iso(now: datetime | None = None, timespec: str = "seconds") -> str:
+    return (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec=timespec)
 
 
 class ModelRegistry:
-    def __init__(self, store: ObjectStore):
+    def __init__(self, store: ObjectStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.store = store
+        self.clock = clock
 
     def get(self, version: str) -> dict[str, Any]:
         try:
@@ -37,6 +39,7 @@ class ModelRegistry:
     def list(self) -> list[dict[str, Any]]:
         keys = [k for k in self.store.list_keys(layout.MODELS) if k.endswith("/record.json")]
         records = [self.store.get_json(k) for k in keys]
+        # created_at has microseconds: records made in one second keep their order
         return sorted(records, key=lambda r: (r.get("created_at") or "", r["version"]))
 
     def live(self) -> dict[str, Any] | None:
@@ -51,7 +54,8 @@ class ModelRegistry:
         return self.get(live["version"]) if live else None
 
     def register(self, version: str, *, status: Status, **fields: Any) -> dict[str, Any]:
-        record = {"version": version, "status": status, "created_at": now_iso(), **fields}
+        record = {"version": version, "status": status, "created_at": now_iso(self.clock(), "microseconds"),
+                  **fields}
         self.put(record)
         return record
 
