@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -112,20 +112,42 @@ def test_concurrent_clients_get_their_own_answers_from_merged_batches(endpoint, 
     assert batches < len(texts), "concurrent requests should share forwards"
 
 
+class LogEvent(logging.Handler):
+    """An event set when the endpoint logs ``message`` (the host's own account of where a swap is)."""
+
+    def __init__(self, message: str):
+        super().__init__()
+        self.message, self.event = message, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == self.message:
+            self.event.set()
+
+
 def test_holding_the_old_model_delays_its_release_until_the_request_finishes(endpoint, models):
     load(endpoint, "v1", models["v1"])
     host = endpoint.server.host
-    with host.acquire() as old:  # an in-flight request on v1
-        swap = threading.Thread(target=host.swap, args=("v2", str(models["v2"])))
-        swap.start()
-        deadline = time.monotonic() + 30
-        while host.current is old and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert host.current.version == "v2"  # new requests already go to v2 ...
-        time.sleep(0.2)
-        assert old.model is not None and swap.is_alive()  # ... while v1 stays loaded for the request using it
-    swap.join(timeout=10)
-    assert old.model is None  # released once that request finished
+    switched, freed = LogEvent("now serving v2"), LogEvent("freed model v1")
+    log = logging.getLogger("autobert.endpoint")
+    log.addHandler(switched)
+    log.addHandler(freed)
+    previous_level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        with host.acquire() as old:  # an in-flight request on v1
+            swap = threading.Thread(target=host.swap, args=("v2", str(models["v2"])))
+            swap.start()
+            assert switched.event.wait(timeout=60), "the swap never switched to v2"
+            assert host.current.version == "v2"  # new requests already go to v2 ...
+            # ... while v1 stays loaded for the request using it: the swap waits (a release would end it at once)
+            swap.join(timeout=0.2)
+            assert swap.is_alive() and not freed.event.is_set() and old.model is not None
+        swap.join(timeout=60)
+        assert freed.event.is_set() and old.model is None  # released once that request finished
+    finally:
+        log.removeHandler(switched)
+        log.removeHandler(freed)
+        log.setLevel(previous_level)
 
 
 def test_swapping_models_under_concurrent_load_fails_no_request(endpoint, models, tmp_path):
@@ -133,6 +155,8 @@ def test_swapping_models_under_concurrent_load_fails_no_request(endpoint, models
     stop = threading.Event()
     failures: list[str] = []
     seen: list[list[str]] = [[] for _ in range(8)]
+    answered = [0] * 8
+    progress = threading.Condition()
 
     def client(i: int) -> None:
         session = requests.Session()
@@ -141,30 +165,41 @@ def test_swapping_models_under_concurrent_load_fails_no_request(endpoint, models
                 response = invoke(endpoint.url, {"instances": [f"client {i} text", "another"]}, session=session)
             except requests.RequestException as exc:
                 failures.append(repr(exc))
-                continue
-            if response.status_code != 200:
-                failures.append(f"{response.status_code} {response.text}")
             else:
-                seen[i].append(response.json()["model_version"])
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text}")
+                else:
+                    seen[i].append(response.json()["model_version"])
+            with progress:
+                answered[i] += 1
+                progress.notify_all()
+
+    def every_client_sends_a_request_from_now() -> None:
+        """Return once each client has finished a request it sent after this call (its second answer from now)."""
+        with progress:
+            marks = list(answered)
+            assert progress.wait_for(lambda: all(a >= m + 2 for a, m in zip(answered, marks, strict=True)),
+                                     timeout=120), f"clients stalled: {answered} from {marks}; {failures[:3]}"
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
-    assert load(endpoint, "v2", models["v2"]).status_code == 200
-    time.sleep(0.5)
-    (tmp_path / "bad").mkdir()
-    assert load(endpoint, "v3", tmp_path / "bad").status_code == 422
-    time.sleep(0.5)
-    assert load(endpoint, "v1", models["v1"]).status_code == 200  # and back
-    time.sleep(0.5)
-    stop.set()
-    for t in threads:
-        t.join(timeout=30)
+    try:
+        every_client_sends_a_request_from_now()
+        assert load(endpoint, "v2", models["v2"]).status_code == 200
+        every_client_sends_a_request_from_now()
+        (tmp_path / "bad").mkdir()
+        assert load(endpoint, "v3", tmp_path / "bad").status_code == 422
+        every_client_sends_a_request_from_now()
+        assert load(endpoint, "v1", models["v1"]).status_code == 200  # and back
+        every_client_sends_a_request_from_now()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
     assert failures == []
     for versions in seen:
-        assert versions and versions[0] == "v1" and versions[-1] == "v1"
-        # Each client sees v1, then v2, then v1 again: a switch is atomic, never back and forth.
-        changes = [b for a, b in zip(versions, versions[1:], strict=False) if a != b]
-        assert changes in (["v2", "v1"], [])
-    assert any("v2" in versions for versions in seen)
+        # Each client sees v1, then v2 (also while v3 fails to load), then v1 again: a switch is atomic, never back
+        # and forth.
+        assert versions[0] == "v1" and versions[-1] == "v1"
+        assert [b for a, b in zip(versions, versions[1:], strict=False) if a != b] == ["v2", "v1"]
