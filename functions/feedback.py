@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from autobert.api_models import FeedbackAccepted, FeedbackRequest, error, install_error_handlers
+from autobert.api_models import FeedbackAccepted, FeedbackRequest, error, install_error_handlers, parse_json
 from autobert.bootstrap import bootstrap
 from autobert.feedback import FeedbackError, FeedbackStore, LiveLabels
 
@@ -17,17 +17,16 @@ logger = Logger(service="feedback")
 tracer = Tracer(service="feedback", disabled=settings.trace_disabled)
 # Own metric set per handler instance (see functions/predict.py).
 metrics = Metrics(provider=AmazonCloudWatchEMFProvider(namespace="autobert", service="feedback"))
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
 install_error_handlers(app, {"/feedback": {"POST"}})
+FeedbackBody = FeedbackRequest.limited(settings)  # the request model with this deployment's text cap
 feedback = FeedbackStore(services.store, LiveLabels(services.store, settings.labels_cache_seconds),
                          allow_new_labels=settings.allow_new_labels)
 
 
 @app.post("/feedback")
 @tracer.capture_method
-def post_feedback(request: FeedbackRequest) -> Response[FeedbackAccepted]:
-    if len(request.text) > settings.max_text_chars:
-        raise ServiceError(413, f"text too long: {len(request.text)} > {settings.max_text_chars} characters")
+def post_feedback(request: FeedbackBody) -> Response[FeedbackAccepted]:
     stored = feedback.submit(request.text, request.label, predicted_label=request.predicted_label,
                              item_id=request.id)
     logger.info("feedback stored", extra={"id": stored.id, "key": stored.key, "duplicate": stored.duplicate})

@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from autobert.api_models import PredictRequest, error, install_error_handlers
+from autobert.api_models import PredictRequest, error, install_error_handlers, parse_json
 from autobert.bootstrap import bootstrap
 from autobert.ports import EndpointRequestError, EndpointUnavailable
 
@@ -18,19 +18,15 @@ tracer = Tracer(service="predict", disabled=settings.trace_disabled)
 # Own metric set per handler instance: the local API runs several copies of this module at once (like concurrent
 # Lambda containers), and powertools' default Metrics share one class-level dict.
 metrics = Metrics(provider=AmazonCloudWatchEMFProvider(namespace="autobert", service="predict"))
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
 install_error_handlers(app, {"/predict": {"POST"}})
+PredictBody = PredictRequest.limited(settings)  # the request model with this deployment's limits
 
 
 @app.post("/predict")
 @tracer.capture_method
-def predict(request: PredictRequest) -> dict:
+def predict(request: PredictBody) -> dict:
     texts = request.texts()
-    if len(texts) > settings.max_batch:
-        raise ServiceError(422, f"too many instances: {len(texts)} > {settings.max_batch}")
-    longest = max(len(t) for t in texts)
-    if longest > settings.max_text_chars:
-        raise ServiceError(413, f"text too long: {longest} > {settings.max_text_chars} characters")
     result = services.endpoint_client.invoke(request.model_dump(exclude_none=True))
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=len(texts))
     return result

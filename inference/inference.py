@@ -19,13 +19,15 @@ Response::
 Long documents are truncated to the model's ``max_length`` tokens (``autobert.json``; 128 by default) the way the model
 was trained: ``head`` keeps the first tokens, ``head_tail`` keeps the start and the end. Nothing is rejected for being
 long in tokens; only texts over ``AUTOBERT_MAX_TEXT_CHARS`` characters are refused (413). A batch may hold at most
-``AUTOBERT_MAX_BATCH`` texts.
+``AUTOBERT_MAX_BATCH`` texts. The request is checked by the predict Lambda's own model (``autobert.api_models``), so
+each rule has the same status here and in the API: 400 a body that is not UTF-8 / JSON / a JSON object, 413 a text too
+long, 415 content type, 422 a field that fails validation (lone surrogates and batches over the limit included).
 
-Errors are ``InferenceError`` with an HTTP status (415 content type, 406 accept, 400 bad input, 413 too large) and a
-one-line message. The local endpoint answers that status with ``{"message": ...}``. On SageMaker they subclass
-sagemaker-inference-toolkit's ``BaseInferenceToolkitError``: the toolkit answers that status with the message followed
-by a Python traceback (``Transformer.handle_error``), and the predict Lambda passes on only the message
-(``autobert.adapters.sagemaker_runtime``), so no traceback reaches an API client.
+Errors are ``InferenceError`` with an HTTP status (those above, and 406 accept) and a one-line message. The local
+endpoint answers that status with ``{"message": ...}``. On SageMaker they subclass sagemaker-inference-toolkit's
+``BaseInferenceToolkitError``: the toolkit answers that status with the message followed by a Python traceback
+(``Transformer.handle_error``), and the predict Lambda passes on only the message (``autobert.adapters.
+sagemaker_runtime``), so no traceback reaches an API client.
 
 Packaging for SageMaker (done by the deployment packaging step): ``model.tar.gz`` holds the model folder at its root
 plus ``code/inference.py``, ``code/requirements.txt`` and a copy of the ``autobert`` package as ``code/autobert/``
@@ -42,6 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # code/ (with code/autobert/) on SageMaker; harmless locally
 
+from autobert.api_models import PredictRequest, RequestRejected, check  # noqa: E402
 from autobert.config import get_settings  # noqa: E402
 from autobert.errors import AutobertError  # noqa: E402
 from autobert.modeling import TextClassifier  # noqa: E402
@@ -80,42 +83,16 @@ def model_fn(model_dir: str) -> TextClassifier:
 
 
 def input_fn(body: bytes | bytearray | str, content_type: str | None) -> dict[str, Any]:
-    """Parse and validate a request into ``{"texts": [...], "top_k": int | None, "single": bool}``."""
-    settings = get_settings()
+    """Parse and validate a request (``autobert.api_models.PredictRequest``, the model the predict Lambda checks
+    with) into ``{"texts": [...], "top_k": int | None, "single": bool}``."""
     media_type = (content_type or JSON).split(";")[0].strip().lower()
     if media_type != JSON:
         raise InferenceError(415, f"unsupported content type {content_type!r}: send application/json")
     try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InferenceError(400, f"invalid JSON: {exc}") from None
-    if not isinstance(request, dict):
-        raise InferenceError(400, 'the body must be a JSON object: {"text": "..."} or {"instances": [...]}')
-    unknown = set(request) - {"text", "instances", "top_k"}
-    if unknown:
-        raise InferenceError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-    if ("text" in request) == ("instances" in request):
-        raise InferenceError(400, 'send exactly one of "text" (one document) or "instances" (a list of documents)')
-    single = "text" in request
-    texts = [request["text"]] if single else request["instances"]
-    if not isinstance(texts, list):
-        raise InferenceError(400, '"instances" must be a list of strings')
-    if not texts:
-        raise InferenceError(400, '"instances" must not be empty')
-    if len(texts) > settings.max_batch:
-        raise InferenceError(400, f"too many instances: {len(texts)} > {settings.max_batch}")
-    where = (lambda i: '"text"') if single else (lambda i: f'"instances[{i}]"')
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InferenceError(400, f"{where(i)} must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise InferenceError(400, f"{where(i)} must not be empty or whitespace")
-        if len(text) > settings.max_text_chars:
-            raise InferenceError(413, f"{where(i)} is too long: {len(text)} > {settings.max_text_chars} characters")
-    top_k = request.get("top_k")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InferenceError(400, '"top_k" must be a positive integer')
-    return {"texts": texts, "top_k": top_k, "single": single}
+        request = check(PredictRequest.limited(get_settings()), body)
+    except RequestRejected as exc:
+        raise InferenceError(exc.status, exc.message) from None
+    return {"texts": request.texts(), "top_k": request.top_k, "single": request.text is not None}
 
 
 def predict_fn(data: dict[str, Any], model: TextClassifier) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -110,6 +112,41 @@ def test_bad_requests_over_http_get_json_4xx(stack, method, path, data, content_
     response = stack.post(path, data=data, method=method, content_type=content_type)
     assert response.status_code == status, response.text
     assert response.json()["message"]
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+HOSTILE = [
+    ("/predict", b'{"text": "caf\xe9"}', 400, "the body is not valid UTF-8 (byte 0xe9 at offset 13)"),
+    ("/feedback", b'{"text": "caf\xe9", "label": "x"}', 400, "the body is not valid UTF-8"),
+    # The model server failed on it (500), which the API answered 503 "endpoint unavailable".
+    ("/predict", b'{"text": "\\ud800"}', 422, "text: not valid Unicode: a lone surrogate \\ud800"),
+    ("/feedback", b'{"text": "\\ud800", "label": "x"}', 422, "text: not valid Unicode"),
+    ("/predict", DEEP, 400, "invalid JSON body: nested too deeply"),
+    ("/feedback", DEEP, 400, "invalid JSON body: nested too deeply"),
+]
+
+
+@pytest.mark.parametrize(("path", "data", "status", "message"), HOSTILE,
+                         ids=["predict-not-utf8", "feedback-not-utf8", "predict-lone-surrogate",
+                              "feedback-lone-surrogate", "predict-deep", "feedback-deep"])
+def test_hostile_input_over_http_is_a_4xx_with_one_line(stack, path, data, status, message):
+    response = stack.post(path, data=data)
+    assert response.status_code == status, response.text
+    assert response.json()["message"].startswith(message) and "\n" not in response.json()["message"]
+
+
+def test_a_body_over_api_gateways_10_mb_is_read_and_answered_413(stack):
+    # Before, the 413 went out on a connection closed under the client still sending (30 MB: more than the socket
+    # buffers hold), which it saw as a broken pipe or a reset.
+    parts = urlsplit(stack.api)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("POST", "/predict", body=b"x" * (30 * 1024 * 1024),
+                           headers={"Content-Type": "application/json", "x-api-key": KEY})
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (413, {"message": "Request Too Long"})
+    finally:
+        connection.close()
 
 
 def test_sixteen_concurrent_clients_all_get_their_predictions(stack):

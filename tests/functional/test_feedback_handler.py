@@ -3,6 +3,7 @@ the new-label policy and every bad input."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from serving_helpers import REPO, load_module, rest_event, set_env
 
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
-from autobert.feedback import FeedbackStore, feedback_id
+from autobert.feedback import FeedbackError, FeedbackStore, feedback_id
 
 KNOWN = ["rec.autos", "sci.space"]
 
@@ -139,6 +140,42 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(monkeypatch, tmp_path, la
     assert got == status, answer
     assert fragment in answer["message"]
     assert module.services.store.list_keys(layout.FEEDBACK) == []
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HOSTILE = [
+    ({"body": base64.b64encode(b'{"text": "caf\xe9", "label": "x"}').decode(), "isBase64Encoded": True}, 400,
+     "the body is not valid UTF-8 (byte 0xe9 at offset 13)"),
+    ({"body": '{"text": "\\ud800", "label": "x"}'}, 422, "text: not valid Unicode: a lone surrogate \\ud800"),
+    ({"body": '{"text": "a", "label": "x", "predicted_label": "\\udc00"}'}, 422, "predicted_label: not a valid label"),
+    ({"body": DEEP}, 400, "invalid JSON body: nested too deeply"),
+    ({"body": '{"text": "a", "label": ' + DEEP + "}"}, 400, "invalid JSON body: nested too deeply"),
+    # The same id the same answer everywhere (the model refused it 422, the store 400 since it holds "..").
+    ({"body": '{"text": "orbit", "label": "x", "id": "a..b"}'}, 422, "id: not a valid id"),
+]
+
+
+@pytest.mark.parametrize(("override", "status", "message"), HOSTILE,
+                         ids=["not-utf8", "lone-surrogate", "surrogate-label", "deep-array", "deep-field",
+                              "dot-dot-id"])
+def test_hostile_input_is_a_4xx_with_one_line_and_stores_nothing(monkeypatch, tmp_path, lambda_context, override,
+                                                                  status, message):
+    module = handler(monkeypatch, tmp_path)
+    response = module.lambda_handler({**rest_event("POST", "/feedback"), **override}, lambda_context)
+    answer = json.loads(response["body"])
+    assert (response["statusCode"], answer["message"].split("\n")[0]) == (status, answer["message"])
+    assert answer["message"].startswith(message)
+    assert module.services.store.list_keys(layout.FEEDBACK) == []
+
+
+def test_the_store_refuses_what_the_api_refuses_with_the_same_status(tmp_path):
+    store = FeedbackStore(LocalObjectStore(tmp_path))
+    for text, label, item_id, field in [("orbit", "x", "a..b", "id"), ("orbit", "x" * 65, None, "label"),
+                                        ("x\ud800", "x", None, "text"), ("  ", "x", None, "text")]:
+        with pytest.raises(FeedbackError) as info:
+            store.submit(text, label, item_id=item_id)
+        assert info.value.status == 422 and str(info.value).startswith(f"{field}: ")
+    assert store.store.list_keys(layout.FEEDBACK) == []
 
 
 def test_a_store_that_cannot_write_is_never_acknowledged(monkeypatch, tmp_path, lambda_context):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 
@@ -96,6 +97,33 @@ def test_bad_input_gets_a_clear_4xx_json_error(monkeypatch, tmp_path, lambda_con
     got, answer = call(module, lambda_context, rest_event(method, path, body, headers))
     assert got == status, answer
     assert fragment in answer["message"]
+
+
+def raw_event(path: str, raw: bytes) -> dict:
+    """A POST whose body bytes are not text: API Gateway (and the local API) pass them base64-encoded."""
+    return {**rest_event("POST", path, base64.b64encode(raw).decode()), "isBase64Encoded": True}
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+HOSTILE = [
+    (raw_event("/predict", b'{"text": "caf\xe9"}'), 400, "the body is not valid UTF-8 (byte 0xe9 at offset 13)"),
+    (rest_event("POST", "/predict", '{"text": "\\ud800"}'), 422, "text: not valid Unicode: a lone surrogate \\ud800"),
+    (rest_event("POST", "/predict", '{"instances": ["ok", "x\\udfff"]}'), 422, "instances.1: not valid Unicode"),
+    (rest_event("POST", "/predict", DEEP), 400, "invalid JSON body: nested too deeply"),
+    (rest_event("POST", "/predict", '{"text": ' + DEEP + "}"), 400, "invalid JSON body: nested too deeply"),
+]
+
+
+@pytest.mark.parametrize(("event", "status", "message"), HOSTILE,
+                         ids=["not-utf8", "lone-surrogate", "surrogate-in-batch", "deep-array", "deep-field"])
+def test_hostile_input_is_a_4xx_with_one_line_never_a_server_error(monkeypatch, tmp_path, lambda_context, event,
+                                                                    status, message):
+    # The endpoint is down: input that got past validation would be a 503 (what a lone surrogate got: the model
+    # server failed on it, a 5xx that counts toward the rollback alarm).
+    module = handler(monkeypatch, tmp_path, endpoint_url=dead_url())
+    got, answer = call(module, lambda_context, event)
+    assert (got, answer["message"].split("\n")[0]) == (status, answer["message"])
+    assert answer["message"].startswith(message)
 
 
 def test_a_405_names_the_allowed_method(monkeypatch, tmp_path, lambda_context):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -60,8 +61,8 @@ def test_invocations_answer_one_prediction_per_input(endpoint, models):
 @pytest.mark.parametrize(("method", "path", "body", "content_type", "status"), [
     ("POST", "/invocations", b'{"text": "x"}', "text/csv", 415),
     ("POST", "/invocations", b"{oops", "application/json", 400),
-    ("POST", "/invocations", b'{"text": "  "}', "application/json", 400),
-    ("POST", "/invocations", b'{"instances": [1, 2]}', "application/json", 400),
+    ("POST", "/invocations", b'{"text": "  "}', "application/json", 422),
+    ("POST", "/invocations", b'{"instances": [1, 2]}', "application/json", 422),
     ("POST", "/nowhere", b"{}", "application/json", 404),
     ("GET", "/invocations", None, None, 405),
     ("POST", "/ping", b"", "application/json", 405),
@@ -203,3 +204,41 @@ def test_swapping_models_under_concurrent_load_fails_no_request(endpoint, models
         # and forth.
         assert versions[0] == "v1" and versions[-1] == "v1"
         assert [b for a, b in zip(versions, versions[1:], strict=False) if a != b] == ["v2", "v1"]
+
+
+# ------------------------------------------------------------------------------------------------- hostile input
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (b'{"text": "caf\xe9"}', 400, "the body is not valid UTF-8 (byte 0xe9 at offset 13)"),
+    (b'{"text": "\\ud800"}', 422, "text: not valid Unicode: a lone surrogate \\ud800 at position 0"),
+    (DEEP, 400, "invalid JSON body: nested too deeply"),
+    (b'{"instances": ' + DEEP + b"}", 400, "invalid JSON body: nested too deeply"),
+    (b'{"text": "' + b"x" * (7 * 1024 * 1024) + b'"}', 413, "request body over 6291456 bytes"),
+], ids=["not-utf8", "lone-surrogate", "deep-array", "deep-field", "7MB"])
+def test_hostile_input_is_a_4xx_with_one_line_and_the_server_keeps_serving(endpoint, models, body, status, message):
+    # Before: a lone surrogate failed the model (500), deep nesting the parser (500).
+    load(endpoint, "v1", models["v1"])
+    with requests.Session() as session:
+        response = invoke(endpoint.url, body, session=session)
+        assert (response.status_code, response.json()) == (status, {"message": message})
+        assert invoke(endpoint.url, {"text": "still fine"}, session=session).status_code == 200
+
+
+def test_a_body_over_the_payload_limit_is_read_and_answered_413(endpoint, models):
+    # Before, the 413 went out on a connection closed under the client still sending (20 MB: more than the socket
+    # buffers hold), which it saw as a broken pipe or a reset.
+    load(endpoint, "v1", models["v1"])
+    host, port = endpoint.server.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        connection.request("POST", "/invocations", body=b"x" * (20 * 1024 * 1024),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert (response.status, json.loads(response.read())) == (413, {"message": "request body over 6291456 bytes"})
+        connection.request("POST", "/invocations", body=b'{"text": "same connection"}',
+                           headers={"Content-Type": "application/json"})
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()

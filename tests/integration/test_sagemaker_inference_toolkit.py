@@ -117,15 +117,18 @@ def test_a_good_request_gets_200_and_one_json_prediction_per_text(served, accept
     assert all(p["label"] in LABELS and len(p["top_k"]) == 2 for p in answer["predictions"])
 
 
-BAD_REQUESTS = [
-    (b"{not json", "application/json", 400, "invalid JSON"),
+BAD_REQUESTS = [  # the predict Lambda's statuses and messages (autobert.api_models): the same model checks both
+    (b"{not json", "application/json", 400, "invalid JSON body"),
     (b'{"text": "orbit"}', "text/csv", 415, "unsupported content type 'text/csv'"),
-    (json.dumps({"instances": ["a"] * (MAX_BATCH + 1)}).encode(), "application/json", 400,
-     f"too many instances: {MAX_BATCH + 1} > {MAX_BATCH}"),
+    (json.dumps({"instances": ["a"] * (MAX_BATCH + 1)}).encode(), "application/json", 422,
+     f"instances: too many instances: {MAX_BATCH + 1} > {MAX_BATCH} in one request"),
     (json.dumps({"text": "x" * (MAX_TEXT_CHARS + 1)}).encode(), "application/json", 413,
-     f'"text" is too long: {MAX_TEXT_CHARS + 1} > {MAX_TEXT_CHARS} characters'),
-    (b'{"text": "   "}', "application/json", 400, '"text" must not be empty or whitespace'),
-    (b'{"instances": []}', "application/json", 400, '"instances" must not be empty'),
+     f"text: too long: {MAX_TEXT_CHARS + 1} > {MAX_TEXT_CHARS} characters"),
+    (b'{"text": "   "}', "application/json", 422, "text: must not be empty or whitespace"),
+    (b'{"instances": []}', "application/json", 422, "instances: List should have at least 1 item"),
+    # The model failed on a lone surrogate (a 500, counted toward the rollback alarm); deep nesting, the parser.
+    (b'{"text": "\\ud800"}', "application/json", 422, "text: not valid Unicode: a lone surrogate \\ud800"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "invalid JSON body: nested too deeply"),
 ]
 
 

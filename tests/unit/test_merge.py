@@ -184,6 +184,24 @@ def test_invalid_feedback_is_recorded_not_merged_and_not_counted_again(store):
     assert m.unmerged_feedback_count(store) == 0
 
 
+def test_stored_feedback_is_checked_by_the_apis_own_rules(store):
+    # One answer per rule: what POST /feedback would refuse, the merge refuses too (it took labels up to 200 characters
+    # of any kind, and a lone surrogate that no dataset file can hold).
+    add_feedback(store, "long-label", "a comet", "x" * 65)
+    add_feedback(store, "spaced-label", "a comet", "outer space")
+    add_feedback(store, "surrogate", "a comet \ud800", "space")
+    add_feedback(store, "bad-guess", "a comet", "space", predicted_label="a/b")
+    add_feedback(store, "longest-label", "a long label", "y" * 64)
+    result = m.merge_feedback(store)
+    assert result.merged == ["longest-label"]
+    reasons = {i["id"]: i["reason"] for i in result.invalid}
+    assert sorted(reasons) == ["bad-guess", "long-label", "spaced-label", "surrogate"]
+    assert reasons["long-label"].startswith("label: not a valid label: 1-64 characters")
+    assert reasons["spaced-label"].startswith("label: not a valid label")
+    assert reasons["surrogate"].startswith("text: not valid Unicode")
+    assert reasons["bad-guess"].startswith("predicted_label: not a valid label")
+
+
 def test_merging_without_a_dataset_is_a_clear_error():
     with pytest.raises(NoDatasetError):
         m.merge_feedback(MemoryStore())

@@ -49,6 +49,20 @@ from autobert.config import Settings, get_settings
 logger = logging.getLogger("autobert.endpoint")
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints refuse larger request bodies too
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # an over-limit body up to this size is read and dropped before the 413
+
+
+def drop_body(rfile: Any, length: int) -> bool:
+    """Read and drop an over-limit body of ``length`` bytes, so that the client, still sending it, gets the 413
+    instead of a reset connection. False (nothing read: close the connection) past ``DRAIN_LIMIT_BYTES``."""
+    if length > DRAIN_LIMIT_BYTES:
+        return False
+    while length > 0:
+        chunk = rfile.read(min(length, 1 << 16))
+        if not chunk:
+            return False
+        length -= len(chunk)
+    return True
 
 
 class EndpointBusy(Exception):
@@ -346,7 +360,8 @@ class EndpointRequestHandler(BaseHTTPRequestHandler):
             self._error(411, "Content-Length required")
             return None
         if int(length) > MAX_PAYLOAD_BYTES:
-            self.close_connection = True  # the unread body would be taken for the next request
+            # Unread, the body would be taken for the next request: dropped, or the connection closed.
+            self.close_connection = not drop_body(self.rfile, int(length))
             self._error(413, f"request body over {MAX_PAYLOAD_BYTES} bytes")
             return None
         return self.rfile.read(int(length))

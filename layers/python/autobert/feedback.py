@@ -13,28 +13,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from autobert import layout
+from autobert.api_models import FeedbackFields, FeedbackItem, RequestRejected, validate
 from autobert.errors import AutobertError
 from autobert.ports import ObjectNotFound, ObjectStore
 
-LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"  # ids become object keys: no slashes, no dot-dot tricks
-_LABEL_RE = re.compile(LABEL_PATTERN)
-_ID_RE = re.compile(ID_PATTERN)
-
 
 class FeedbackError(AutobertError):
-    """Feedback the API refuses; ``status`` is the HTTP answer."""
+    """Feedback the API refuses; ``status`` is the HTTP answer (a field that fails ``FeedbackFields``: 422)."""
 
-    status = 400
+    status = 422
 
 
 class UnknownLabel(FeedbackError):
@@ -45,14 +39,6 @@ class IdConflict(FeedbackError):
     status = 409
 
 
-def valid_label(label: str) -> bool:
-    return bool(_LABEL_RE.fullmatch(label))
-
-
-def valid_id(item_id: str) -> bool:
-    return bool(_ID_RE.fullmatch(item_id)) and ".." not in item_id
-
-
 def fingerprint(text: str, label: str) -> str:
     return hashlib.sha256(f"{label}\x00{text}".encode()).hexdigest()
 
@@ -60,22 +46,6 @@ def fingerprint(text: str, label: str) -> str:
 def feedback_id(text: str, label: str) -> str:
     """The id of feedback posted without one: the same text + label always gets the same id."""
     return fingerprint(text, label)[:32]
-
-
-@dataclass
-class FeedbackItem:
-    id: str
-    text: str
-    label: str
-    predicted_label: str | None
-    received_at: str
-    model_version: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        item = asdict(self)
-        if item["model_version"] is None:
-            del item["model_version"]
-        return item
 
 
 @dataclass
@@ -144,15 +114,12 @@ class FeedbackStore:
 
     def submit(self, text: str, label: str, *, predicted_label: str | None = None, item_id: str | None = None,
                now: datetime | None = None) -> Stored:
-        """Validate and store; returns only once the item is durably stored (or was already)."""
-        if not text.strip():
-            raise FeedbackError("text must not be empty or whitespace")
-        for name, value in (("label", label), ("predicted_label", predicted_label)):
-            if value is not None and not valid_label(value):
-                raise FeedbackError(f"{name} {value!r} is not a valid label: 1-64 characters, letters, digits, "
-                                    "'.', '_' or '-', starting with a letter or digit")
-        if item_id is not None and not valid_id(item_id):
-            raise FeedbackError(f"id {item_id!r} is not valid: 1-128 characters, letters, digits, '.', '_' or '-'")
+        """Validate (``FeedbackFields``, the API's rules) and store; returns only once the item is durably stored (or
+        was already)."""
+        try:
+            validate(FeedbackFields, {"text": text, "label": label, "predicted_label": predicted_label, "id": item_id})
+        except RequestRejected as exc:
+            raise FeedbackError(exc.message) from None
         live = self.live_labels.get()
         known = live.get("labels") if live else None
         if not self.allow_new_labels and known is not None and label not in known:
@@ -168,8 +135,9 @@ class FeedbackStore:
         if marker is not None:
             return self._duplicate(item_id, marker, print_)
         received = now or datetime.now(UTC)
-        item = FeedbackItem(item_id, text, label, predicted_label, received.isoformat(timespec="milliseconds"),
-                            live.get("version") if live else None)
+        item = FeedbackItem(id=item_id, text=text, label=label, predicted_label=predicted_label,
+                            received_at=received.isoformat(timespec="milliseconds"),
+                            model_version=live.get("version") if live else None)
         key = layout.feedback_key(item_id, received.date())
         if not self.store.put_json(key, item.to_json(), if_absent=True):
             existing = self.store.get_json(key)  # same id, same day: a retry, or a conflicting reuse of the id

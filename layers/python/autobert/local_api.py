@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from autobert.config import REPO_ROOT, Settings, get_settings
+from autobert.endpoint_server import drop_body
 
 logger = logging.getLogger("autobert.api")
 
@@ -221,7 +222,7 @@ class LocalApiHandler(BaseHTTPRequestHandler):
             self._json(400, "invalid Content-Length")
             return
         if length and int(length) > MAX_BODY_BYTES:
-            self.close_connection = True
+            self.close_connection = not drop_body(self.rfile, int(length))  # the client gets the 413, not a reset
             self._json(413, "Request Too Long")
             return
         body = self.rfile.read(int(length)) if length else b""

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from autobert import layout
+from autobert.api_models import FeedbackItem, RequestRejected, check
 from autobert.data import DATASET_FILE, LABELS_FILE, MANIFEST_FILE
 from autobert.errors import DataError
 from autobert.ports import ObjectNotFound, ObjectStore
@@ -26,7 +26,6 @@ from autobert.workflow.errors import NoDatasetError
 
 HOLDOUT_FILE = "holdout.parquet"
 FEEDBACK_ROW_PREFIX = "fb/"
-MAX_LABEL_CHARS = 200
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -176,22 +175,14 @@ class MergeResult:
 
 
 def validate_item(key: str, raw: bytes) -> tuple[dict | None, str | None]:
-    """Return (item, None) or (None, reason)."""
+    """Return (item, None) or (None, reason): the stored object checked by ``FeedbackItem``, the API's own rules."""
     try:
-        item = json.loads(raw)
-    except ValueError as exc:
-        return None, f"not JSON ({exc})"
-    if not isinstance(item, dict):
-        return None, "not a JSON object"
-    if item.get("id") != feedback_id(key):
+        item = check(FeedbackItem, raw)
+    except RequestRejected as exc:
+        return None, exc.message
+    if item.id != feedback_id(key):
         return None, "id does not match the object key"
-    text, label = item.get("text"), item.get("label")
-    if not isinstance(text, str) or not text.strip():
-        return None, "text must be a non-empty string"
-    if not isinstance(label, str) or not label.strip() or len(label.strip()) > MAX_LABEL_CHARS:
-        return None, f"label must be a non-empty string of at most {MAX_LABEL_CHARS} characters"
-    return {"id": item["id"], "text": text.strip(), "label": label.strip(),
-            "received_at": str(item.get("received_at") or "")}, None
+    return {"id": item.id, "text": item.text.strip(), "label": item.label, "received_at": item.received_at or ""}, None
 
 
 def merge_feedback(store: ObjectStore) -> MergeResult:
