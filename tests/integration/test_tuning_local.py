@@ -185,3 +185,17 @@ def test_the_wall_time_budget_stops_a_running_trial(tiny_bert, separable_channel
 def test_a_broken_training_setup_stops_the_study_with_the_scripts_error(separable_channel, home, tmp_path):
     with pytest.raises(TuningError, match="training setup error.*cannot load model"):
         tuner(home, separable_channel, tmp_path / "no-such-model").run(3, 300)
+
+
+def test_a_local_study_trains_on_the_local_buckets_current_dataset(tmp_path):
+    from autobert.bootstrap import Services
+    from autobert.config import Settings
+    from autobert.tuning.service import resolve_train_channel
+    from autobert.workflow.merge import import_initial_dataset
+
+    services = Services(Settings(mode="local", home=tmp_path))
+    rows = [(f"{lbl}/{i}", f"text {i} on {lbl}", lbl) for lbl in ("autos", "space") for i in range(10)]
+    import_initial_dataset(services.store, pd.DataFrame(rows, columns=["id", "text", "label"]), ["autos", "space"],
+                           holdout_fraction=0.2, seed=0)
+    version = services.store.get_json(layout.CURRENT_DATASET)["version"]
+    assert resolve_train_channel(services).resolve() == (tmp_path / "bucket" / "datasets" / version).resolve()

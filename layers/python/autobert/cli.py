@@ -364,30 +364,16 @@ def _follow_run(services, trigger_id: str, poll: float, out=sys.stderr) -> dict:
         time.sleep(poll)
 
 
-def _require_local_stack(services) -> None:
-    """A local run or rollback ends by swapping the model on the running local endpoint: say so up front when
-    `autobert up` is not running, rather than after a whole training run (or with a failed rollback on record)."""
-    if services.aws:
-        return
-    from autobert.ports import EndpointUnavailable
-
-    try:
-        services.deployer.status()
-    except EndpointUnavailable:
-        raise AutobertError(f"the local stack is not running (no endpoint at "
-                            f"{services.settings.resolved_endpoint_url}): start it with `autobert up`") from None
-
-
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Trigger a retraining run (manual trigger); with --wait, follow it to the end."""
     from autobert.bootstrap import bootstrap
     from autobert.workflow.start import request_run
 
     services = bootstrap()
-    _require_local_stack(services)
+    services.workflow.check_ready()
     # The run itself goes on in the background (a detached local process, or the Step Functions execution).
     result = request_run(services, "manual", full=args.full, wait=False)
-    run = _follow_run(services, result["trigger"]["id"], 15.0 if services.aws else 1.0) if args.wait else None
+    run = _follow_run(services, result["trigger"]["id"], services.workflow.poll_seconds) if args.wait else None
     if run is None:
         print(json.dumps({k: v for k, v in result.items() if k != "trigger"} | {"trigger": result["trigger"]["id"]}))
         return 0
@@ -421,8 +407,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from autobert.workflow.rollback import rollback
 
     services = bootstrap()
-    _require_local_stack(services)
-    record = rollback(services, args.version, poll_seconds=15.0 if services.aws else 0.5)
+    services.workflow.check_ready()
+    record = rollback(services, args.version, poll_seconds=services.deploy_poll_seconds)
     print(f"{record['version']} is live again")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from autobert.errors import AutobertError
@@ -57,6 +58,10 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def uri(self, key: str) -> str:
         """Where the object lives, for humans and for SageMaker (``s3://...`` or a local path)."""
+
+    def local_path(self, key: str) -> Path | None:
+        """The file or folder of ``key`` on this machine, where the store is a local folder; None otherwise."""
+        return None
 
     def put_json(self, key: str, value: Any, *, if_absent: bool = False) -> bool:
         return self.put_bytes(key, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), if_absent=if_absent)
@@ -168,6 +173,13 @@ class EndpointDeployer(abc.ABC):
 
 class Workflow(abc.ABC):
     """Serves requests for retraining runs: the state machine on Step Functions, or its local executor."""
+
+    poll_seconds: float = 1.0  # how often a follower (`autobert retrain --wait`) re-reads a run's record
+
+    @abc.abstractmethod
+    def check_ready(self) -> None:
+        """Raise AutobertError (with what to do) when a run could not end well from here, e.g. the local endpoint
+        a local run swaps its model onto is not running."""
 
     @abc.abstractmethod
     def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:

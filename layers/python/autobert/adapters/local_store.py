@@ -61,6 +61,9 @@ class LocalObjectStore(ObjectStore):
                 if p.is_file() and not p.name.startswith(".tmp-"))
         return sorted(k for k in keys if k.startswith(prefix))
 
+    def local_path(self, key: str) -> Path:
+        return Path(self.uri(key))
+
     def uri(self, key: str) -> str:
         return str(self._path(key))
 

@@ -51,10 +51,10 @@ def resolve_train_channel(services: Services, explicit: str | Path | None = None
             raise TuningConfigError(f"--train {path}: no such file or folder")
         return path
     store = services.store
-    if not services.aws:
+    if store.local_path(layout.CURRENT_DATASET) is not None:  # a local bucket: its current version is a folder
         try:
             current = store.get_json(layout.CURRENT_DATASET)
-            path = Path(store.uri(layout.dataset_prefix(current["version"])))
+            path = store.local_path(layout.dataset_prefix(current["version"]))
             if path.is_dir():
                 return path
         except (ObjectNotFound, KeyError, TypeError):

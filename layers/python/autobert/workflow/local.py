@@ -124,6 +124,18 @@ class LocalWorkflow(Workflow):
         self.store = services.store
         self.runs = RunStore(services.store)
 
+    def check_ready(self) -> None:
+        """A local run ends by swapping the model onto the running local endpoint: say so up front when `autobert
+        up` is not running, rather than after a whole training run (or with a failed rollback on record)."""
+        from autobert.ports import EndpointUnavailable
+
+        try:
+            self.services.deployer.status()
+        except EndpointUnavailable:
+            raise AutobertError(f"the local stack is not running (no endpoint at "
+                                f"{self.services.settings.resolved_endpoint_url}): start it with `autobert up`"
+                                ) from None
+
     # Triggers ------------------------------------------------------------------------------------------------
     def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
         """Record a trigger and serve it: in this process (``wait``) or in a detached process. Returns the

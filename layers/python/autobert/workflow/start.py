@@ -29,8 +29,13 @@ def request_run(services: Services, kind: str, *, full: bool = False, wait: bool
 class StepFunctionsWorkflow(Workflow):
     """Runs are executions of the deployed state machine; ``wait`` is not supported (a run takes hours)."""
 
+    poll_seconds = 15.0
+
     def __init__(self, services: Services):
         self.services = services
+
+    def check_ready(self) -> None:
+        """The deployed stack has no precondition a client could check cheaply: a run's failure is recorded."""
 
     def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
         if current_dataset(self.services.store) is None:
