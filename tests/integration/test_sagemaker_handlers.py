@@ -226,39 +226,6 @@ def test_a_warm_start_through_the_tuning_path_gets_the_training_paths_channels_a
     assert definition["CheckpointConfig"]["LocalPath"] == static["checkpoint-dir"] == "/opt/ml/checkpoints"
 
 
-def test_a_warm_start_through_the_tuning_path_gets_the_training_paths_channels_and_checkpoints(handlers,
-                                                                                                lambda_context):
-    """StartTuning's trials get StartTraining's inputs: on a warm start the fused TF-IDF model refits on the whole
-    dataset (``fusion``), the live model is the init model, and spot trials checkpoint like a training job."""
-    store, h = handlers
-    state = {"run_id": "r-8", "triggers": [], "full": True}
-    state["merge"] = h["merge_data"].lambda_handler(state, lambda_context)
-    state["training"] = h["start_training"].lambda_handler(state, lambda_context)
-    state["training_status"] = h["check_training"].lambda_handler(state, lambda_context)
-    put_training_output(store, state["training"]["job_name"])
-    state["evaluation"] = h["evaluate"].lambda_handler(state, lambda_context)
-    state["deploy"] = h["update_endpoint"].lambda_handler(state, lambda_context)
-    assert h["check_endpoint"].lambda_handler(state, lambda_context)["status"] == "InService"
-    live = store.get_json(layout.LIVE_MODEL)
-
-    store.put_json(layout.feedback_key("f2", __import__("datetime").date(2026, 11, 26)),
-                   {"id": "f2", "text": "bread and butter", "label": "cooking", "received_at": "x"})
-    warm = {"run_id": "r-9", "triggers": [], "full": False, "tune": True}
-    warm["merge"] = h["merge_data"].lambda_handler(warm, lambda_context)
-    assert warm["merge"]["warm"] is True
-    warm["training"] = h["start_tuning"].lambda_handler(warm, lambda_context)
-    sagemaker = h["check_training"].services.client("sagemaker")
-    definition = sagemaker.describe_hyper_parameter_tuning_job(
-        HyperParameterTuningJobName=warm["training"]["tuning_job"])["TrainingJobDefinition"]
-    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in definition["InputDataConfig"]}
-    assert channels["fusion"] == f"s3://{BUCKET}/datasets/{warm['merge']['dataset_version']}/"
-    assert channels["live"] == live["model_uri"]
-    static = definition["StaticHyperParameters"]
-    assert static["init-model"] == "/opt/ml/input/data/live"
-    assert definition["EnableManagedSpotTraining"] is True
-    assert definition["CheckpointConfig"]["LocalPath"] == static["checkpoint-dir"] == "/opt/ml/checkpoints"
-
-
 def test_a_training_run_records_no_tuning(handlers, lambda_context):
     store, h = handlers
     state = {"run_id": "r-6", "triggers": [], "full": True}
