@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from serving_helpers import load_module, rest_event
-from test_sagemaker_adapters import fill_gaps
+from test_sagemaker_adapters import deployed_ab_1, fill_gaps
 from test_sagemaker_handlers import BUCKET, REPO_FUNCTIONS
 
 from autobert import layout
@@ -188,11 +188,8 @@ def backend():
 
 
 def test_a_failed_endpoint_is_deleted_then_created_anew_serving_the_new_model(aws, settings):
-    client = boto3.client("sagemaker", region_name="us-east-1")
     calls: list = []
-    fill_gaps(client, calls)
-    deployer = SageMakerEndpointDeployer(client, settings)
-    deployer.deploy("ab-1", "s3://autobert-bucket/models/ab-1/output/model.tar.gz")
+    client, deployer = deployed_ab_1(settings, calls)
     backend().endpoints["autobert"].endpoint_status = "Failed"
     with pytest.raises(EndpointNotReady, match="was Failed"):
         deployer.deploy("ab-2", "s3://autobert-bucket/models/ab-2/output/model.tar.gz")
@@ -203,11 +200,8 @@ def test_a_failed_endpoint_is_deleted_then_created_anew_serving_the_new_model(aw
 
 
 def test_a_retried_update_that_finds_the_swap_under_way_waits_for_it(aws, settings):
-    client = boto3.client("sagemaker", region_name="us-east-1")
     calls: list = []
-    fill_gaps(client, calls)
-    deployer = SageMakerEndpointDeployer(client, settings)
-    deployer.deploy("ab-1", "s3://autobert-bucket/models/ab-1/output/model.tar.gz")
+    client, deployer = deployed_ab_1(settings, calls)
 
     def updating_to_ab_2(**kwargs):
         kwargs["parsed"].update(EndpointStatus="Updating",

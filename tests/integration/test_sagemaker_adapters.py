@@ -51,6 +51,16 @@ def fill_gaps(client, calls: list, *, rolled_back: bool = False, in_progress: in
     client.meta.events.register("before-call.sagemaker.*", before)
 
 
+def deployed_ab_1(settings, calls: list):
+    """A SageMaker deployer on moto (its gaps filled, recording UpdateEndpoint calls in ``calls``) that has put
+    model ab-1 on the endpoint; returns the client and the deployer."""
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    fill_gaps(client, calls)
+    deployer = SageMakerEndpointDeployer(client, settings)
+    deployer.deploy("ab-1", "s3://autobert-bucket/models/ab-1/output/model.tar.gz")
+    return client, deployer
+
+
 def throttle(client, operation: str) -> None:
     def raise_throttling(**_):
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
@@ -114,11 +124,8 @@ def test_without_spot_there_is_no_wait_time_or_checkpoint(aws, settings):
 
 
 def test_the_first_deploy_creates_the_endpoint_and_later_ones_update_it_blue_green(aws, settings):
-    client = boto3.client("sagemaker", region_name="us-east-1")
     calls: list = []
-    fill_gaps(client, calls)
-    deployer = SageMakerEndpointDeployer(client, settings)
-    deployer.deploy("ab-1", "s3://autobert-bucket/models/ab-1/output/model.tar.gz")
+    client, deployer = deployed_ab_1(settings, calls)
     assert deployer.status() == "InService" and deployer.serving_version() == "ab-1"
     model = client.describe_model(ModelName="autobert-ab-1")
     assert model["PrimaryContainer"]["ModelDataUrl"].endswith("ab-1/output/model.tar.gz")
