@@ -233,7 +233,7 @@ def train_directly(sagemaker, store: ObjectStore, settings, info: StackInfo, dat
     # The channels and hyperparameters of a run's full training (no model is live yet: no warm start).
     merge = {"channels": {"train": layout.dataset_prefix(dataset["version"]), "validation": None},
              "dataset_version": dataset["version"], "holdout_version": dataset["holdout"], "warm": False}
-    inputs = training_inputs(bootstrap(job_settings, store=store, training_jobs=jobs), merge, job_name)
+    inputs = training_inputs(bootstrap(job_settings, store=store), merge, job_name, jobs)
     jobs.start(TrainingJobSpec(job_name=job_name, hyperparameters=inputs.hyperparameters, channels=inputs.channels,
                                output_uri=store.uri(layout.MODELS), extra={"run_id": "bootstrap"}))
     wait_for(lambda: jobs.describe(job_name).status, ("Completed", "Failed", "Stopped"), timeout=timeout, poll=poll,

@@ -143,6 +143,10 @@ class TuningJobs(abc.ABC):
         """Start a tuning job of training/train.py over ``space``."""
 
     @abc.abstractmethod
+    def init_model_path(self, channel: str, uri: str) -> str:
+        """As ``TrainingJobs.init_model_path``, for the tuning job's training jobs."""
+
+    @abc.abstractmethod
     def describe(self, job_name: str) -> TuningJobState: ...
 
     @abc.abstractmethod

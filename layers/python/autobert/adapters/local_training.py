@@ -154,6 +154,9 @@ class LocalTuningJobs(TuningJobs):
     def start(self, config, space) -> None:
         raise TuningConfigError(self.MESSAGE)
 
+    def init_model_path(self, channel: str, uri: str) -> str:
+        raise TuningConfigError(self.MESSAGE)
+
     def describe(self, job_name: str):
         raise TuningConfigError(self.MESSAGE)
 

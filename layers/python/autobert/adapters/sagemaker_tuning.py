@@ -4,6 +4,7 @@ training/train.py (script mode, like a training job), describe → status and be
 from __future__ import annotations
 
 from autobert.adapters.aws_errors import aws_errors
+from autobert.adapters.sagemaker_training import CHANNEL_ROOT
 from autobert.ports import TuningJobs
 from autobert.tuning.sagemaker import (
     TuningJobConfig,
@@ -32,6 +33,9 @@ class SageMakerTuningJobs(TuningJobs):
         request = build_request(config, space)
         with aws_errors(TrainingStartError, f"CreateHyperParameterTuningJob {config.job_name}"):
             start_tuning_job(self.client, request)
+
+    def init_model_path(self, channel: str, uri: str) -> str:
+        return f"{CHANNEL_ROOT}/{channel}"  # each trial is a SageMaker training job
 
     def describe(self, job_name: str) -> TuningJobState:
         with aws_errors(TrainingStartError, f"DescribeHyperParameterTuningJob {job_name}"):

@@ -20,7 +20,7 @@ from typing import Any
 
 from autobert import layout
 from autobert.bootstrap import Services
-from autobert.ports import EndpointDeployer, TrainingJobSpec
+from autobert.ports import EndpointDeployer, TrainingJobs, TrainingJobSpec, TuningJobs
 from autobert.tuning.records import load_defaults_record
 from autobert.workflow.errors import DeploymentError
 from autobert.workflow.gate import Margins, decide
@@ -109,10 +109,11 @@ class TrainingInputs:
     tuned_from: dict | None
 
 
-def training_inputs(services: Services, merge: dict, job_name: str) -> TrainingInputs:
+def training_inputs(services: Services, merge: dict, job_name: str, jobs: TrainingJobs | TuningJobs) -> TrainingInputs:
     """The channels (``train``, ``holdout``, ``validation`` and ``fusion`` on a warm start, ``live`` once a model is
     live) and hyperparameters of a run's training, from MergeData's result ``merge`` (``channels``, ``warm``,
-    ``dataset_version``, ``holdout_version``)."""
+    ``dataset_version``, ``holdout_version``). ``jobs``: who runs the training (training or tuning jobs), which says
+    where its jobs find the live model."""
     store = services.store
     channels = {"train": store.uri(merge["channels"]["train"]),
                 "holdout": store.uri(layout.holdout_prefix(merge["holdout_version"]))}
@@ -126,7 +127,7 @@ def training_inputs(services: Services, merge: dict, job_name: str) -> TrainingI
     if live:
         # The live model is scored on the holdout beside the candidate (and is the warm start's init model).
         channels["live"] = live["model_uri"]
-        init_path = services.training_jobs.init_model_path("live", live["model_uri"])
+        init_path = jobs.init_model_path("live", live["model_uri"])
     tuned, tuned_from = tuned_defaults(services, merge["warm"])
     hp = training_hyperparameters(services, job_name, merge["warm"], init_path, "validation" in channels, tuned)
     return TrainingInputs(channels, hp, tuned_from)
@@ -136,7 +137,7 @@ def start_training(services: Services, event: dict) -> dict:
     store, settings = services.store, services.settings
     merge, run_id = event["merge"], event["run_id"]
     job_name = new_job_name()
-    inputs = training_inputs(services, merge, job_name)
+    inputs = training_inputs(services, merge, job_name, services.training_jobs)
     spec = TrainingJobSpec(job_name=job_name, hyperparameters=inputs.hyperparameters, channels=inputs.channels,
                            output_uri=store.uri(layout.MODELS), extra={"run_id": run_id})
     services.training_jobs.start(spec)

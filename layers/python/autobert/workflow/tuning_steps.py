@@ -30,7 +30,7 @@ def start_tuning(services: Services, event: dict) -> dict:
     store, settings, jobs = services.store, services.settings, services.tuning_jobs
     merge, run_id = event["merge"], event["run_id"]
     job_name = jobs.new_job_name()
-    inputs = training_inputs(services, merge, job_name)
+    inputs = training_inputs(services, merge, job_name, jobs)
     config = tuning_job_config(settings, job_name=job_name, channels=inputs.channels,
                                output_uri=store.uri(layout.MODELS), static_hyperparameters=inputs.hyperparameters)
     config.tags = {"autobert:run": str(run_id)}
