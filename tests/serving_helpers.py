@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import queue
 import subprocess
 import sys
@@ -66,6 +67,35 @@ def set_env(monkeypatch, **values) -> None:
     for name, value in values.items():
         monkeypatch.setenv(f"AUTOBERT_{name.upper()}", str(value))
     get_settings.cache_clear()
+
+
+class OnLog(logging.Handler):
+    """While entered: ``action(message)`` runs, in the logging thread, for each INFO+ record of ``logger`` whose
+    message starts with ``prefix``; ``seen`` is set after the first. The endpoint's log is its own account of where
+    a swap is ("loading model v2 from ...", "now serving v2", "freed model v1"): tests wait on it, not on the clock."""
+
+    def __init__(self, logger: str, prefix: str, action=None):
+        super().__init__(logging.INFO)
+        self.logger, self.prefix, self.action = logging.getLogger(logger), prefix, action
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(self.prefix):
+            if self.action is not None:
+                self.action(message)
+            self.seen.set()
+
+    def __enter__(self) -> OnLog:
+        self._level = self.logger.level
+        if not self.logger.isEnabledFor(logging.INFO):
+            self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self._level)
 
 
 class EndpointThread:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -247,17 +246,13 @@ def test_start_retrain_records_a_manual_trigger_and_a_run_serves_it(tmp_path):
     try:
         response = requests.post(server.url + "/api/retrain", json={}, timeout=60)
         assert response.status_code == 202, response.text
-        assert response.json()["trigger"]["kind"] == "manual"
-        deadline = time.monotonic() + 120
-        runs = []
-        while time.monotonic() < deadline:
-            runs = requests.get(server.url + "/api/runs", timeout=10).json()["runs"]
-            if runs and runs[0]["status"] in ("succeeded", "rejected", "failed"):
-                break
-            time.sleep(0.5)
+        trigger = response.json()["trigger"]
+        assert trigger["kind"] == "manual"
+        served = LocalWorkflow(services).wait_for(trigger["id"], timeout=120, poll=0.1)  # the run that served it
+        runs = requests.get(server.url + "/api/runs", timeout=10).json()["runs"]
     finally:
         server.stop()
-    assert runs and runs[0]["trigger"] == "manual", runs
+    assert [r["run_id"] for r in runs] == [served["run_id"]] and runs[0]["trigger"] == "manual", runs
     assert runs[0]["status"] == "failed" and runs[0]["error"] == "TrainingJobFailed", runs[0]
 
 

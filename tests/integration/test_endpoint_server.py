@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from serving_helpers import LABELS, EndpointThread, make_model_folder
+from serving_helpers import LABELS, EndpointThread, OnLog, make_model_folder
 
 
 @pytest.fixture(scope="module")
@@ -113,42 +112,21 @@ def test_concurrent_clients_get_their_own_answers_from_merged_batches(endpoint, 
     assert batches < len(texts), "concurrent requests should share forwards"
 
 
-class LogEvent(logging.Handler):
-    """An event set when the endpoint logs ``message`` (the host's own account of where a swap is)."""
-
-    def __init__(self, message: str):
-        super().__init__()
-        self.message, self.event = message, threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage() == self.message:
-            self.event.set()
-
-
 def test_holding_the_old_model_delays_its_release_until_the_request_finishes(endpoint, models):
     load(endpoint, "v1", models["v1"])
     host = endpoint.server.host
-    switched, freed = LogEvent("now serving v2"), LogEvent("freed model v1")
-    log = logging.getLogger("autobert.endpoint")
-    log.addHandler(switched)
-    log.addHandler(freed)
-    previous_level = log.level
-    log.setLevel(logging.INFO)
-    try:
+    log = "autobert.endpoint"
+    with OnLog(log, "now serving v2") as switched, OnLog(log, "freed model v1") as freed:
         with host.acquire() as old:  # an in-flight request on v1
             swap = threading.Thread(target=host.swap, args=("v2", str(models["v2"])))
             swap.start()
-            assert switched.event.wait(timeout=60), "the swap never switched to v2"
+            assert switched.seen.wait(timeout=60), "the swap never switched to v2"
             assert host.current.version == "v2"  # new requests already go to v2 ...
             # ... while v1 stays loaded for the request using it: the swap waits (a release would end it at once)
             swap.join(timeout=0.2)
-            assert swap.is_alive() and not freed.event.is_set() and old.model is not None
+            assert swap.is_alive() and not freed.seen.is_set() and old.model is not None
         swap.join(timeout=60)
-        assert freed.event.is_set() and old.model is None  # released once that request finished
-    finally:
-        log.removeHandler(switched)
-        log.removeHandler(freed)
-        log.setLevel(previous_level)
+        assert freed.seen.is_set() and old.model is None  # released once that request finished
 
 
 def test_swapping_models_under_concurrent_load_fails_no_request(endpoint, models, tmp_path):
