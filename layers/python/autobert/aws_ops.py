@@ -273,7 +273,6 @@ def deploy_endpoint(sagemaker, store: ObjectStore, info: StackInfo, settings, *,
     existing = describe_endpoint(sagemaker, info.endpoint_name)
     if existing:
         return {"endpoint": info.endpoint_name, "created": False, "status": existing["EndpointStatus"]}
-    name = f"{info.endpoint_name}-{version}"[:63]
     packed_key = f"{layout.model_prefix(version)}serving/model.tar.gz"
     if not store.exists(packed_key):
         try:
@@ -281,30 +280,15 @@ def deploy_endpoint(sagemaker, store: ObjectStore, info: StackInfo, settings, *,
         except ObjectNotFound as exc:
             raise AwsOpsError(f"model artifact {model_uri} not found") from exc
         store.put_bytes(packed_key, repack_model(artifact, inference_code_files(repo)))
-    from autobert.adapters.sagemaker_deploy import VARIANT, serving_environment
+    from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
 
-    container = {"Image": info.inference_image_uri, "ModelDataUrl": store.uri(packed_key),
-                 "Environment": serving_environment(settings.model_copy(update={"region": info.region}), version)}
-    _create_once(sagemaker.create_model, ModelName=name, ExecutionRoleArn=info.sagemaker_role_arn,
-                 PrimaryContainer=container)
-    variant: dict[str, Any] = {"VariantName": VARIANT, "ModelName": name}
-    if settings.aws_serverless_memory_mb:
-        variant["ServerlessConfig"] = {"MemorySizeInMB": settings.aws_serverless_memory_mb, "MaxConcurrency": 5}
-    else:
-        variant.update(InitialInstanceCount=settings.inference_instance_count,
-                       InstanceType=settings.inference_instance_type, InitialVariantWeight=1.0)
-    _create_once(sagemaker.create_endpoint_config, EndpointConfigName=name, ProductionVariants=[variant])
-    sagemaker.create_endpoint(EndpointName=info.endpoint_name, EndpointConfigName=name)
-    return {"endpoint": info.endpoint_name, "created": True, "model": name, "model_data": store.uri(packed_key)}
-
-
-def _create_once(call, **kwargs) -> None:
-    try:
-        call(**kwargs)
-    except ClientError as exc:
-        # A re-run bootstrap finds the model/config of its first attempt (same name, same content).
-        if "already exist" not in str(exc).lower():
-            raise
+    # The workflow's deployer (CreateModel, CreateEndpointConfig, CreateEndpoint), on the stack's endpoint and role.
+    deployer = SageMakerEndpointDeployer(sagemaker, settings.model_copy(update={
+        "region": info.region, "endpoint_name": info.endpoint_name, "sagemaker_role_arn": info.sagemaker_role_arn,
+        "inference_image_uri": info.inference_image_uri}))
+    deployer.deploy(version, store.uri(packed_key))
+    return {"endpoint": info.endpoint_name, "created": True, "model": deployer.resource_name(version),
+            "model_data": store.uri(packed_key)}
 
 
 # ------------------------------------------------------------------------------------------------------ bootstrap

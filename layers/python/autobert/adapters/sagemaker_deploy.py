@@ -66,6 +66,18 @@ class SageMakerEndpointDeployer(EndpointDeployer):
             config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in s.rollback_alarms]}
         return config
 
+    def production_variant(self, name: str) -> dict:
+        """The endpoint config's one variant: instances, or serverless inference when AUTOBERT_AWS_SERVERLESS_MEMORY_MB
+        is set (`autobert aws bootstrap`)."""
+        s = self.settings
+        variant: dict = {"VariantName": VARIANT, "ModelName": name}
+        if s.aws_serverless_memory_mb:
+            variant["ServerlessConfig"] = {"MemorySizeInMB": s.aws_serverless_memory_mb, "MaxConcurrency": 5}
+        else:
+            variant.update(InitialInstanceCount=s.inference_instance_count, InstanceType=s.inference_instance_type,
+                           InitialVariantWeight=1.0)
+        return variant
+
     def _create_if_absent(self, call, **kwargs) -> None:
         try:
             call(**kwargs)
@@ -88,11 +100,8 @@ class SageMakerEndpointDeployer(EndpointDeployer):
                 PrimaryContainer={"Image": s.inference_image_uri, "ModelDataUrl": model_uri,
                                   "Environment": serving_environment(s, model_version)})
         with aws_errors(DeploymentError, f"CreateEndpointConfig {name}"):
-            self._create_if_absent(
-                self.client.create_endpoint_config, EndpointConfigName=name,
-                ProductionVariants=[{"VariantName": VARIANT, "ModelName": name,
-                                     "InitialInstanceCount": s.inference_instance_count,
-                                     "InstanceType": s.inference_instance_type}])
+            self._create_if_absent(self.client.create_endpoint_config, EndpointConfigName=name,
+                                   ProductionVariants=[self.production_variant(name)])
         with aws_errors(DeploymentError, f"UpdateEndpoint {self.endpoint}"):
             endpoint = self._describe_if_exists()
             if endpoint is None:
