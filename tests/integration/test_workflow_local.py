@@ -1,13 +1,12 @@
 """The retraining workflow run locally: the ASL file executed by aws-local-stepfunctions, the step handlers with the
 local adapters (training-job processes, the local endpoint's swap), on a tiny model. One stack per module: the first
-model is trained once and each test builds on the registry it leaves."""
+model is trained once; each test sets the gate margins its outcome needs and starts the runs it asserts on, so it
+passes alone and in any order."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from serving_helpers import EndpointThread
+from serving_helpers import EndpointThread, OnLog
 
 from autobert.bootstrap import Services
 from autobert.config import Settings
@@ -22,6 +21,8 @@ from autobert.workflow.triggers import pending_triggers, record_trigger
 HAPPY_PATH = ["MergeData", "TrainOrTune", "StartTraining", "WaitForTraining", "CheckTraining", "TrainingStatus",
               "Evaluate", "PromoteOrReject", "UpdateEndpoint", "WaitForEndpoint", "CheckEndpoint", "EndpointStatus",
               "Succeeded"]
+# A candidate may be worse than live by up to 100 points on every metric: the gate promotes whatever trained.
+PROMOTE_ANY = {"gate_accuracy_margin": 1, "gate_macro_f1_margin": 1, "gate_class_f1_margin": 1}
 
 
 def visited(run: dict) -> list[str]:
@@ -42,8 +43,7 @@ def stack(tmp_path_factory, tiny_bert, small_dataset):
     base = Settings(home=home, seed_dataset=small_dataset, holdout_fraction=0.2, model_name=str(tiny_bert),
                     train_epochs=2, warm_epochs=2, train_learning_rate=3e-3, warm_learning_rate=3e-3,
                     train_hyperparameters={"max-length": "32", "batch-size": "8"}, replay_per_class=20,
-                    replay_validation_per_class=5, feedback_threshold=5, local_wait_ms=300, local_retry_ms=10,
-                    gate_accuracy_margin=1, gate_macro_f1_margin=1, gate_class_f1_margin=1)
+                    replay_validation_per_class=5, feedback_threshold=5, local_wait_ms=300, local_retry_ms=10)
     endpoint = EndpointThread(base)
     settings = base.model_copy(update={"endpoint_url": endpoint.url})
     services = Services(settings)
@@ -123,38 +123,31 @@ def test_a_candidate_worse_than_live_is_rejected_and_the_old_model_stays_live(st
 
 
 def test_feedback_arriving_during_a_run_is_not_lost_and_a_trigger_during_a_run_is_served_next(stack):
-    services, endpoint, _ = stack
+    services, _, _ = stack
     feedback = FeedbackStore(services.store, allow_new_labels=True)
     texts = [f"engine oil and spark plugs number {i}" for i in range(6)]
     feedback.submit(texts[0], "rec.autos")
-    stop = threading.Event()
+    during: list[str] = []
 
-    def trickle():
-        for i, text in enumerate(texts[1:]):
-            if stop.wait(0.7):
-                return
-            feedback.submit(text, "rec.autos")
-            if i == 0:
-                record_trigger(services.store, "manual")  # a trigger while the run runs
+    def arrive_during_the_run(message: str) -> None:
+        """The run's UpdateEndpoint has the endpoint load its candidate: MergeData is long past, the run not over."""
+        if not during:
+            during.append(message)
+            for text in texts[1:]:
+                feedback.submit(text, "rec.autos")
+            record_trigger(services.store, "manual")
 
-    thread = threading.Thread(target=trickle)
-    thread.start()
-    try:
-        first = LocalWorkflow(services).request("manual", wait=True)["run"]
-    finally:
-        stop.set()
-        thread.join()
-    assert first["status"] in ("succeeded", "rejected"), first
-    assert first["merge"]["merged"] >= 1
-    # The trigger recorded during the run was served by a later run of the same serve loop.
+    with OnLog("autobert.endpoint", "loading model ", arrive_during_the_run):
+        first = LocalWorkflow(with_settings(services, **PROMOTE_ANY)).request("manual", wait=True)["run"]
+    assert during and first["status"] == "succeeded", first
+    assert first["merge"]["merged"] == 1  # the one item acknowledged before the run
+    # The trigger recorded during the run was served by a later run of the same serve loop, which merged the rest.
     assert pending_triggers(services.store) == []
     runs = RunStore(services.store).list()
     assert runs[0]["run_id"] != first["run_id"] and runs[0]["started_at"] >= first["started_at"]
-    # Every acknowledged item is either in the current dataset or still counted as unmerged (the next run's).
+    assert runs[0]["status"] == "succeeded" and runs[0]["merge"]["merged"] == len(texts) - 1
     df, _ = read_version(services.store, current_dataset(services.store)["version"])
-    merged = set(texts) & set(df["text"])
-    assert texts[0] in merged
-    assert len(merged) + unmerged_feedback_count(services.store) == len(texts)
+    assert set(texts) <= set(df["text"]) and unmerged_feedback_count(services.store) == 0
 
 
 def test_only_one_run_at_a_time_a_trigger_waits_for_the_lock_holder(stack):
@@ -164,20 +157,22 @@ def test_only_one_run_at_a_time_a_trigger_waits_for_the_lock_holder(stack):
         record_trigger(services.store, "manual")
         assert LocalWorkflow(services).serve_pending() == []  # another holder: nothing runs here
         assert len(pending_triggers(services.store)) == 1
-    runs = LocalWorkflow(services).serve_pending()
-    assert len(runs) == 1 and pending_triggers(services.store) == []
+    runs = LocalWorkflow(with_settings(services, **PROMOTE_ANY)).serve_pending()
+    assert len(runs) == 1 and runs[0]["status"] == "succeeded" and pending_triggers(services.store) == []
 
 
 def test_rollback_puts_a_previous_version_back_live_through_the_same_update_path(stack):
-    services, endpoint, first = stack
+    services, endpoint, _ = stack
     registry = ModelRegistry(services.store)
+    previous = registry.live()["version"]
+    newer = LocalWorkflow(with_settings(services, **PROMOTE_ANY)).request("manual", wait=True)["run"]
+    assert newer["status"] == "succeeded", newer  # a newer version went live: the one to roll back from
     current = registry.live()["version"]
-    if current == first["version"]:
-        pytest.skip("no newer version went live in this module")
-    rollback(services, first["version"], poll_seconds=0.2)
-    assert registry.live()["version"] == first["version"]
-    assert registry.get(first["version"])["status"] == "live"
+    assert current == newer["model_version"] != previous and serving(endpoint) == current
+    rollback(services, previous, poll_seconds=0.2)
+    assert registry.live()["version"] == previous
+    assert registry.get(previous)["status"] == "live"
     assert registry.get(current)["status"] == "retired"
-    assert serving(endpoint) == first["version"]
+    assert serving(endpoint) == previous
     runs = [r for r in RunStore(services.store).list() if r.get("trigger") == "rollback"]
     assert runs and runs[0]["status"] == "succeeded"
