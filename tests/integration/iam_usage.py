@@ -20,6 +20,7 @@ name), which errs towards "used", never towards a missing grant.
 from __future__ import annotations
 
 import ast
+import builtins
 import inspect
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,6 +32,18 @@ from botocore import xform_name
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = {"functions": REPO / "functions", "autobert": REPO / "layers" / "python" / "autobert"}
+
+
+def builtin_type(annotation: ast.AST | None) -> bool:
+    """An annotation or ``except`` clause naming only builtin types (``UnicodeDecodeError``, ``(KeyError, ValueError)``,
+    ``str | None``)."""
+    if isinstance(annotation, ast.Name):
+        return isinstance(getattr(builtins, annotation.id, None), type)
+    if isinstance(annotation, ast.Tuple):
+        return bool(annotation.elts) and all(builtin_type(e) for e in annotation.elts)
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        return builtin_type(annotation.left) and builtin_type(annotation.right)
+    return isinstance(annotation, ast.Constant) and annotation.value is None
 
 
 # ------------------------------------------------------------------------------------------------- the code base
@@ -315,8 +328,13 @@ class _Walker:
                 args = func.args
                 for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
                     if arg.arg == expr.id:
+                        if builtin_type(arg.annotation):
+                            return set()  # known, and none of ours: e.g. ``exc: UnicodeDecodeError``
                         target = self.symbol(module, arg.annotation) if arg.annotation is not None else None
                         return {(target[1], target[2])} if target and target[0] == "class" else None
+                caught = [h.type for h in ast.walk(func) if isinstance(h, ast.ExceptHandler) and h.name == expr.id]
+                if caught and all(builtin_type(t) for t in caught):
+                    return set()  # ``except UnicodeError as exc``: a builtin exception, none of our classes
                 assigned = self.assignments(func, expr.id)
                 if assigned:
                     out: set[Class] = set()
@@ -444,6 +462,8 @@ class _Walker:
         """``receiver.name``: when the receiver's classes are known, the member ``name`` of each of them and of each
         instantiated subclass (a port's method runs as its adapter's); otherwise ``use_name``."""
         types = self.types_of(module, receiver, cls, func)
+        if types == set():
+            return  # a value of a builtin type: its attributes are no code of ours
         if not types or not all(self.member(t, name) for t in types):
             self.use_name(name)
             return

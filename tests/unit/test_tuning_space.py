@@ -197,7 +197,7 @@ def test_a_completed_tuning_job_points_at_its_best_training_jobs_artifacts():
 
 @pytest.mark.parametrize(("status", "best", "expected"), [
     ("InProgress", "abt-1-001", "InProgress"), ("Stopping", None, "InProgress"), ("Failed", None, "Failed"),
-    ("Stopped", "abt-1-001", "Stopped"), ("Completed", None, "Failed"),
+    ("Stopped", "abt-1-001", "Completed"), ("Stopped", None, "Stopped"), ("Completed", None, "Failed"),
 ])
 def test_tuning_job_statuses_map_onto_the_training_wait_loops_vocabulary(status, best, expected):
     state = state_from_description(description(status, best=best, FailureReason="boom" if status == "Failed"

@@ -92,14 +92,15 @@ def code_uri(store) -> str:
 
 
 def training_job_definition(*, image_uri: str, role_arn: str, channels: Mapping[str, str], output_uri: str,
-                            instance_type: str, max_run_seconds: int, use_spot: bool, checkpoint_uri: str,
+                            instance_type: str, max_run_seconds: int, use_spot: bool, checkpoint_uri: str | None,
                             hyperparameters: Mapping[str, str], hyperparameters_key: str,
                             max_wait_seconds: int | None = None, instance_count: int = 1,
                             volume_gb: int = 30) -> dict[str, Any]:
     """The parts a CreateTrainingJob request and a tuning job's TrainingJobDefinition share: the image with
     train.py's metric definitions (for the console's graphs and the tuner's objective), the channels, the output,
     the instance, the time limits and, with spot, the checkpoint folder. ``hyperparameters_key``: "HyperParameters"
-    for a training job, "StaticHyperParameters" for a tuning job's definition."""
+    for a training job, "StaticHyperParameters" for a tuning job's definition. ``checkpoint_uri`` None: no
+    checkpoints (spot without resume)."""
     hyperparameters = {k: str(v) for k, v in hyperparameters.items()}
     definition: dict[str, Any] = {
         hyperparameters_key: hyperparameters,
@@ -121,6 +122,7 @@ def training_job_definition(*, image_uri: str, role_arn: str, channels: Mapping[
         # syncs LocalPath to S3Uri while the job runs and restores it when the interrupted job starts again;
         # train.py writes a checkpoint there after every epoch and resumes from the latest one.
         definition["StoppingCondition"]["MaxWaitTimeInSeconds"] = max_wait_seconds or 2 * max_run_seconds
-        definition["CheckpointConfig"] = {"S3Uri": checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
-        hyperparameters["checkpoint-dir"] = CHECKPOINT_LOCAL_PATH
+        if checkpoint_uri:
+            definition["CheckpointConfig"] = {"S3Uri": checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
+            hyperparameters["checkpoint-dir"] = CHECKPOINT_LOCAL_PATH
     return definition

@@ -95,12 +95,14 @@ def validate(config: TuningJobConfig, space: SearchSpace) -> None:
 def build_request(config: TuningJobConfig, space: SearchSpace) -> dict[str, Any]:
     """Keyword arguments of ``sagemaker.create_hyper_parameter_tuning_job``."""
     validate(config, space)
-    output = config.output_uri.rstrip("/")
     definition = training_job_definition(
         image_uri=config.image_uri, role_arn=config.role_arn, channels=config.channels, output_uri=config.output_uri,
         instance_type=config.instance_type, instance_count=config.instance_count, volume_gb=config.volume_gb,
         max_run_seconds=config.max_run_seconds, use_spot=config.use_spot, max_wait_seconds=config.max_wait_seconds,
-        checkpoint_uri=f"{output}/{config.job_name}/checkpoints", hyperparameters=config.static_hyperparameters,
+        # No checkpoints for the trials: a tuning job's definition takes one S3Uri for all its training jobs, SageMaker
+        # does not document keeping them apart, and train.py refuses (rightly) a checkpoint of another trial. An
+        # interrupted spot trial reruns from the start instead.
+        checkpoint_uri=None, hyperparameters=config.static_hyperparameters,
         hyperparameters_key="StaticHyperParameters")
     request = {
         "HyperParameterTuningJobName": config.job_name,
