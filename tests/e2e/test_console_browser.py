@@ -42,7 +42,7 @@ def wait_until(condition, timeout: float = 30.0):
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console")
     base = Settings(home=tmp / "home", local_wait_ms=0, local_retry_ms=0, feedback_threshold=10)
-    failed = LocalWorkflow(Services(base)).request("manual", wait=True)["run"]  # a real run: no dataset yet
+    failed = LocalWorkflow(Services(base), prepare_dataset=False).request("manual", wait=True)["run"]  # no dataset
 
     endpoint = EndpointThread(base)
     services = Services(base.model_copy(update={"endpoint_url": endpoint.url}))

@@ -45,7 +45,7 @@ def post(console, path: str, body=None, **headers) -> requests.Response:
 
 
 def test_a_failed_local_run_is_listed_with_its_error_and_its_states_coloured_from_its_real_history(services, console):
-    run = LocalWorkflow(services).request("manual", wait=True)["run"]  # no dataset: MergeData fails, caught
+    run = LocalWorkflow(services, prepare_dataset=False).request("manual", wait=True)["run"]  # MergeData fails
     runs = get(console, "/api/runs").json()["runs"]
     assert [r["run_id"] for r in runs] == [run["run_id"]]
     assert runs[0]["status"] == "failed" and runs[0]["trigger"] == "manual"

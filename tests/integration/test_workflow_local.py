@@ -91,7 +91,7 @@ def test_a_failing_training_job_fails_the_run_with_its_cause_and_the_old_model_k
 
 def test_a_missing_node_fails_the_run_once_with_a_clear_cause(tmp_path):
     services = Services(Settings(home=tmp_path, node=str(tmp_path / "no-node-here")))
-    runs = LocalWorkflow(services).request("manual", wait=True)
+    runs = LocalWorkflow(services, prepare_dataset=False).request("manual", wait=True)
     assert runs["run"]["status"] == "failed" and runs["run"]["error"] == "LocalRunnerError"
     assert "no-node-here" in runs["run"]["cause"]
     assert pending_triggers(services.store) == []  # served (by the failed run), not retried forever
@@ -99,7 +99,7 @@ def test_a_missing_node_fails_the_run_once_with_a_clear_cause(tmp_path):
 
 def test_a_step_error_keeps_its_exception_name_through_catch_to_the_failed_run(tmp_path):
     services = Services(Settings(home=tmp_path, local_wait_ms=0, local_retry_ms=0))  # no dataset at all
-    run = LocalWorkflow(services).request("manual", wait=True)["run"]
+    run = LocalWorkflow(services, prepare_dataset=False).request("manual", wait=True)["run"]
     assert run["status"] == "failed"
     assert run["error"] == "NoDatasetError" and "no current dataset" in run["cause"]
     assert [s["name"] for s in run["states"]] == ["MergeData", "RecordFailure", "RunFailed"]

@@ -119,10 +119,14 @@ def run_lock(home: Path) -> Iterator[bool]:
 
 # -------------------------------------------------------------------------------------------------- the executor
 class LocalWorkflow(Workflow):
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, *, prepare_dataset: bool = True):
+        """``prepare_dataset``: a request first imports the initial dataset (preparing 20 Newsgroups if no exported
+        one exists), as `autobert up` and `autobert retrain` need; False leaves the bucket as it is (a run without a
+        dataset then fails at MergeData)."""
         self.services = services
         self.store = services.store
         self.runs = RunStore(services.store)
+        self.prepare_dataset = prepare_dataset
 
     def check_ready(self) -> None:
         """A local run ends by swapping the model onto the running local endpoint: say so up front when `autobert
@@ -140,7 +144,8 @@ class LocalWorkflow(Workflow):
     def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
         """Record a trigger and serve it: in this process (``wait``) or in a detached process. Returns the
         trigger and, with ``wait``, the run that served it."""
-        ensure_initial_dataset(self.services)
+        if self.prepare_dataset:
+            ensure_initial_dataset(self.services)
         trigger = record_trigger(self.store, kind, full=full, **detail)
         if not wait:
             self.start_detached()
