@@ -59,7 +59,7 @@ def test_the_client_turns_a_refused_input_into_a_request_error(endpoint_process)
     _, url = endpoint_process
     with pytest.raises(EndpointRequestError) as info:
         LocalEndpointClient(url).invoke({"text": ""})
-    assert info.value.status == 400 and "empty" in str(info.value)
+    assert info.value.status == 422 and "empty" in str(info.value)  # the API's answer to the same input
 
 
 def test_the_client_reports_a_stopped_endpoint_as_unavailable():

@@ -205,7 +205,9 @@ def test_no_s3_or_sagemaker_write_is_allowed_on_a_wildcard_or_the_whole_bucket(r
                     assert text != "*" and not text.endswith(":*"), f"{role}: {action} on {text}"
                     assert text != "${Bucket.Arn}/*", f"{role}: {action} on the whole bucket"
                     if action.startswith("s3:"):
-                        assert re.fullmatch(r"\$\{Bucket\.Arn\}/[a-z_]+/\*", text), f"{role}: {action} on {text}"
+                        # a prefix, or a folder of every key under one (the SageMaker role's models/*/checkpoints/*)
+                        assert re.fullmatch(r"\$\{Bucket\.Arn\}/[a-z_]+(/\*/[a-z_]+)?/\*", text), \
+                            f"{role}: {action} on {text}"
     assert checked >= 15
 
 
@@ -227,7 +229,8 @@ def test_each_function_writes_only_the_bucket_prefixes_it_owns(resources):
     assert write_prefixes(resources, role_of("merge_data")) == {"datasets", "trainsets", "triggers", "runs"}
     assert write_prefixes(resources, role_of("start_tuning")) == {"runs"}
     assert write_prefixes(resources, role_of("check_training")) == {"runs", "tuning"}
-    assert write_prefixes(resources, "SageMakerExecutionRole") == {"models"}
+    # artifacts and checkpoints; it may delete only checkpoints (SageMaker mirrors train.py's pruning to S3)
+    assert write_prefixes(resources, "SageMakerExecutionRole") == {"models", "models/*/checkpoints"}
 
 
 def test_only_the_endpoint_steps_may_change_the_endpoint_and_pass_the_sagemaker_role(resources):
