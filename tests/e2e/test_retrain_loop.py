@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,6 +156,8 @@ def test_the_cli_lists_runs_and_models_and_rolls_back(stack):
     assert shown.returncode == 0 and "MergeData" in shown.stdout and "Succeeded" in shown.stdout
     models = stack.cli("models")
     assert models.returncode == 0 and live in models.stdout and previous in models.stdout
+    created = [line.split()[2] for line in models.stdout.splitlines()[1:]]  # to the second, in its column
+    assert created and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", c) for c in created), created
 
     rolled = stack.cli("rollback", previous)
     assert rolled.returncode == 0, rolled.stderr

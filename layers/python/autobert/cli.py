@@ -397,7 +397,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         cand = (r.get("evaluation") or {}).get("candidate") or {}
         acc = f"{cand['accuracy']:.4f}" if "accuracy" in cand else "-"
         f1 = f"{cand['macro_f1']:.4f}" if "macro_f1" in cand else "-"
-        print(f"{r['version']:<28} {r['status']:<10} {r.get('created_at', ''):<26} "
+        created = (r.get("created_at") or "")[:19] + ("Z" if r.get("created_at") else "")  # to the second, UTC
+        print(f"{r['version']:<28} {r['status']:<10} {created:<26} "
               f"{r.get('dataset_version') or '-':<16} {acc:>11} {f1:>9}")
     return 0
 
