@@ -100,7 +100,25 @@ class TrainingJobState:
     output_uri: str | None = None  # metrics / evaluation reports once Completed
 
 
-class TrainingJobs(abc.ABC):
+class Jobs(abc.ABC):
+    """What training and tuning jobs share: describe (a state with the TrainingJobs vocabulary's ``status``) and
+    stop."""
+
+    @abc.abstractmethod
+    def describe(self, job_name: str) -> TrainingJobState | TuningJobState: ...
+
+    @abc.abstractmethod
+    def stop(self, job_name: str) -> None: ...
+
+    def stop_if_running(self, job_name: str) -> bool:
+        """Stop the job if it is still in progress; True if it was."""
+        if self.describe(job_name).status != "InProgress":
+            return False
+        self.stop(job_name)
+        return True
+
+
+class TrainingJobs(Jobs):
     """SageMaker training jobs, or local training-job processes running training/train.py with the same contract."""
 
     @abc.abstractmethod
@@ -108,9 +126,6 @@ class TrainingJobs(abc.ABC):
 
     @abc.abstractmethod
     def describe(self, job_name: str) -> TrainingJobState: ...
-
-    @abc.abstractmethod
-    def stop(self, job_name: str) -> None: ...
 
     @abc.abstractmethod
     def init_model_path(self, channel: str, uri: str) -> str:
@@ -122,15 +137,8 @@ class TrainingJobs(abc.ABC):
         """A JSON report file (``evaluation.json``, ``metrics.json``) a completed job wrote to ``output_uri``
         (``TrainingJobState.output_uri``); raise EvaluationError if it is missing or unreadable."""
 
-    def stop_if_running(self, job_name: str) -> bool:
-        """Stop the job if it is still in progress; True if it was."""
-        if self.describe(job_name).status != "InProgress":
-            return False
-        self.stop(job_name)
-        return True
 
-
-class TuningJobs(abc.ABC):
+class TuningJobs(Jobs):
     """SageMaker hyperparameter tuning jobs (the AWS tuning path; locally `autobert tune` runs the local tuner and
     this port refuses with TuningConfigError)."""
 
@@ -148,18 +156,6 @@ class TuningJobs(abc.ABC):
 
     @abc.abstractmethod
     def describe(self, job_name: str) -> TuningJobState: ...
-
-    @abc.abstractmethod
-    def stop(self, job_name: str) -> None: ...
-
-    def status(self, job_name: str) -> JobStatus:
-        return self.describe(job_name).status
-
-    def stop_if_running(self, job_name: str) -> bool:
-        if self.status(job_name) != "InProgress":
-            return False
-        self.stop(job_name)
-        return True
 
 
 class EndpointDeployer(abc.ABC):
