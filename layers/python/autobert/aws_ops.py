@@ -26,6 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from autobert import layout
+from autobert.adapters.sagemaker_deploy import describe_endpoint_if_exists
 from autobert.config import REPO_ROOT
 from autobert.errors import AutobertError
 from autobert.ports import ObjectNotFound, ObjectStore
@@ -247,16 +248,6 @@ def train_directly(sagemaker, store: ObjectStore, settings, info: StackInfo, dat
 
 
 # ----------------------------------------------------------------------------------------------------- endpoint
-def describe_endpoint(sagemaker, name: str) -> dict | None:
-    try:
-        return sagemaker.describe_endpoint(EndpointName=name)
-    except ClientError as exc:
-        # SageMaker answers ValidationException "Could not find endpoint ..." for a missing endpoint.
-        if exc.response.get("Error", {}).get("Code") == "ValidationException":
-            return None
-        raise
-
-
 def _s3_key(store: ObjectStore, uri: str) -> str:
     prefix = store.uri("")
     if not uri.startswith(prefix):
@@ -270,7 +261,7 @@ def deploy_endpoint(sagemaker, store: ObjectStore, info: StackInfo, settings, *,
     artifact with ``code/`` (inference.py, requirements.txt, autobert/), CreateModel with the serving container's
     script-mode variables, CreateEndpointConfig, CreateEndpoint. Model and config are named ``<endpoint>-<version>``
     like the workflow's deploy step names them. An existing endpoint is left alone (the workflow swaps models)."""
-    existing = describe_endpoint(sagemaker, info.endpoint_name)
+    existing = describe_endpoint_if_exists(sagemaker, info.endpoint_name)
     if existing:
         return {"endpoint": info.endpoint_name, "created": False, "status": existing["EndpointStatus"]}
     packed_key = f"{layout.model_prefix(version)}serving/model.tar.gz"
@@ -348,7 +339,7 @@ def status(*, cfn, s3, sagemaker, stepfunctions, stack_name: str, runs: int = 5)
     from autobert.workflow.registry import ModelRegistry
 
     info = stack_info(cfn, stack_name)
-    endpoint = describe_endpoint(sagemaker, info.endpoint_name)
+    endpoint = describe_endpoint_if_exists(sagemaker, info.endpoint_name)
     executions = stepfunctions.list_executions(stateMachineArn=info.state_machine_arn, maxResults=runs)["executions"]
     return {
         "stack": stack_name,
@@ -402,7 +393,7 @@ def teardown(*, cfn, sagemaker, stack_name: str, endpoint_name: str | None = Non
         if not endpoint_name:
             raise
     deleted_endpoint = None
-    if describe_endpoint(sagemaker, endpoint_name):
+    if describe_endpoint_if_exists(sagemaker, endpoint_name):
         sagemaker.delete_endpoint(EndpointName=endpoint_name)
         deleted_endpoint = endpoint_name
     prefix = f"{endpoint_name}-"

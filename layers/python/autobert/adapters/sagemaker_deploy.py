@@ -13,6 +13,8 @@ already updating to, this version's config is left to finish (the wait loop foll
 
 from __future__ import annotations
 
+from botocore.exceptions import ClientError
+
 from autobert.adapters.aws_errors import aws_errors, error_code
 from autobert.config import Settings
 from autobert.ports import EndpointDeployer
@@ -35,6 +37,17 @@ def serving_environment(settings: Settings, version: str) -> dict[str, str]:
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20", "SAGEMAKER_REGION": settings.region,
             "AUTOBERT_MODEL_VERSION": version, "AUTOBERT_MAX_BATCH": str(settings.max_batch),
             "AUTOBERT_MAX_TEXT_CHARS": str(settings.max_text_chars)}
+
+
+def describe_endpoint_if_exists(client, name: str) -> dict | None:
+    """DescribeEndpoint, or None for a missing endpoint (SageMaker answers ValidationException "Could not find
+    endpoint ...")."""
+    try:
+        return client.describe_endpoint(EndpointName=name)
+    except ClientError as exc:
+        if error_code(exc) == "ValidationException":
+            return None
+        raise
 
 
 class SageMakerEndpointDeployer(EndpointDeployer):
@@ -103,7 +116,7 @@ class SageMakerEndpointDeployer(EndpointDeployer):
             self._create_if_absent(self.client.create_endpoint_config, EndpointConfigName=name,
                                    ProductionVariants=[self.production_variant(name)])
         with aws_errors(DeploymentError, f"UpdateEndpoint {self.endpoint}"):
-            endpoint = self._describe_if_exists()
+            endpoint = describe_endpoint_if_exists(self.client, self.endpoint)
             if endpoint is None:
                 self.client.create_endpoint(EndpointName=self.endpoint, EndpointConfigName=name)
                 return
@@ -122,14 +135,6 @@ class SageMakerEndpointDeployer(EndpointDeployer):
                                        "waits for it")
             self.client.update_endpoint(EndpointName=self.endpoint, EndpointConfigName=name,
                                         DeploymentConfig=self.deployment_config())
-
-    def _describe_if_exists(self) -> dict | None:
-        try:
-            return self.client.describe_endpoint(EndpointName=self.endpoint)
-        except Exception as exc:
-            if getattr(exc, "response", None) and error_code(exc) == "ValidationException":
-                return None  # SageMaker's answer for a missing endpoint
-            raise
 
     def describe(self) -> dict:
         with aws_errors(DeploymentError, f"DescribeEndpoint {self.endpoint}"):

@@ -15,13 +15,17 @@ API_GATEWAY_LIMIT_SECONDS = 29.0
 LAMBDA_MARGIN_SECONDS = 2.0
 ATTEMPTS = 2  # one retry: a throttled call or a dropped connection gets a second chance
 CONNECT_TIMEOUT_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 1.0  # botocore's standard mode waits random() * 2**(n - 1) s (at most 20) before retry n
+
+
+def max_backoff_seconds(attempts: int) -> float:
+    """The longest botocore's standard retry mode waits in all: random() * 2**(n - 1) s (at most 20) before retry n."""
+    return sum(min(2.0 ** (n - 1), 20.0) for n in range(1, attempts))
 
 
 def invoke_config(read_timeout: float) -> Config:
     """The sagemaker-runtime client's timeouts and retries, sized so every attempt together ends within API
     Gateway's limit: the Lambda answers 503 with a message instead of the gateway's bare 504."""
-    budget = API_GATEWAY_LIMIT_SECONDS - LAMBDA_MARGIN_SECONDS - (ATTEMPTS - 1) * MAX_BACKOFF_SECONDS
+    budget = API_GATEWAY_LIMIT_SECONDS - LAMBDA_MARGIN_SECONDS - max_backoff_seconds(ATTEMPTS)
     read = min(read_timeout, budget / ATTEMPTS - CONNECT_TIMEOUT_SECONDS)
     return Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=read,
                   retries={"total_max_attempts": ATTEMPTS, "mode": "standard"})
@@ -31,8 +35,7 @@ def worst_case_seconds(config: Config) -> float:
     """How long an InvokeEndpoint call may take with ``config`` before it gives up."""
     # botocore: total_max_attempts counts the first call, max_attempts only the retries (standard mode default: 2)
     attempts = config.retries.get("total_max_attempts") or config.retries.get("max_attempts", 2) + 1
-    backoff = sum(min(2.0 ** (n - 1), 20.0) for n in range(1, attempts))
-    return attempts * (config.connect_timeout + config.read_timeout) + backoff
+    return attempts * (config.connect_timeout + config.read_timeout) + max_backoff_seconds(attempts)
 
 
 # Errors that mean "cannot serve now, try again later" rather than "your input is wrong".
