@@ -292,12 +292,6 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     return sorted((p for p in folder.glob("epoch-*") if (p / CHECKPOINT_STATE).is_file()), reverse=True)
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint in ``folder``, if any."""
-    complete = complete_checkpoints(folder)
-    return complete[0] if complete else None
-
-
 class UnreadableCheckpoint(TrainingConfigError):
     """A checkpoint whose files are damaged or incomplete (e.g. partly synced back from S3 after a spot
     interruption): an older one, or a fresh start, is used instead."""

@@ -66,7 +66,7 @@ def interrupted(tiny_bert, small_dataset, tmp_path_factory) -> tuple[Path, int, 
     assert proc.returncode == -signal.SIGKILL, "".join(lines)
     assert not (out / "model" / "metrics.json").exists()  # killed before it finished
     # The latest complete checkpoint on disk when it died (epoch 1, or a later one had the job raced ahead).
-    latest = train.latest_checkpoint(checkpoints)
+    latest = train.complete_checkpoints(checkpoints)[0]
     killed_at = json.loads((latest / "state.json").read_text())["epoch"]
     assert 1 <= killed_at < EPOCHS
     resumed = run_train(args)
@@ -130,8 +130,8 @@ def test_an_incomplete_checkpoint_is_ignored(tmp_path):
     (tmp_path / "epoch-0003").mkdir()  # renamed into place without its state.json: never written so by train.py
     (tmp_path / ".tmp-epoch-0004-x").mkdir()  # a write the kill interrupted
     (tmp_path / ".tmp-epoch-0004-x" / "state.json").write_text("{}")
-    assert train.latest_checkpoint(tmp_path) == tmp_path / "epoch-0002"
-    assert train.latest_checkpoint(tmp_path / "none") is None
+    assert train.complete_checkpoints(tmp_path) == [tmp_path / "epoch-0002"]
+    assert train.complete_checkpoints(tmp_path / "none") == []
 
 
 def test_a_checkpoint_of_another_run_is_a_clear_error(uninterrupted, tiny_bert, small_dataset, tmp_path, capsys):
