@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "state_seconds": {k: round(v, 1) for k, v in by_name.items()},
         "training_documents": (record.get("metrics") or {}).get("training", {}).get("documents"),
         "gate": run.get("gate"),
-        "holdout": {k: (record.get("evaluation") or {}).get(k) for k in ("candidate", "live")},
+        "holdout": {k: (record.get("gate") or {}).get(k) for k in ("candidate", "live")},
         "load": {"clients": args.clients, "think_seconds": args.think},
         "predict_requests": len(load.results), "predict_failed": len(failed),
         "predict_during_swap": len(during_swap), "predict_failed_during_swap": len([r for r in during_swap

@@ -28,7 +28,7 @@ class RetrainRequest(BaseModel):
 
 @app.post("/retrain")
 def post_retrain(request: RetrainRequest) -> Response[dict]:
-    result = request_run(services, "api", full=request.full)
+    result = request_run(services, "manual", full=request.full, source="api")
     body = {"status": result["status"], "trigger": result["trigger"]["id"], "run_id": result.get("run_id")}
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
 

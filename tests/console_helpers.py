@@ -18,7 +18,7 @@ RESULTS = {  # what each state adds to the execution state (its ResultPath), as 
     "MergeData": ("merge", {"dataset_version": "d-7c1e9a0b22f4", "merged": 42, "warm": True}),
     "StartTraining": ("training", {"job_name": JOB, "model_version": JOB}),
     "CheckTraining": ("training_status", {"status": "Completed", "timed_out": False}),
-    "Evaluate": ("evaluation", {"promote": True, "model_version": JOB}),
+    "Evaluate": ("gate", {"promote": True, "model_version": JOB}),
     "UpdateEndpoint": ("deploy", {"model_version": JOB}),
     "CheckEndpoint": ("endpoint", {"status": "InService", "timed_out": False}),
 }
@@ -67,14 +67,14 @@ def write_run(services, run_id: str, states: list[str], *, status: str, end: str
 
 def register_evaluated(services, version: str, run_id: str, *, promote: bool, before: tuple[float, float] | None,
                        after: tuple[float, float], status: str, model_uri: str = "", **fields) -> dict:
-    """A registry record with the gate's evaluation, as the Evaluate step writes it."""
+    """A registry record with the gate decision, as the Evaluate step writes it."""
     summary = lambda acc, f1: {"accuracy": acc, "macro_f1": f1, "per_class_f1": {}}  # noqa: E731
     return ModelRegistry(services.store).register(
-        version, status=status, run_id=run_id, training_job=version, model_uri=model_uri,
+        version, status=status, run_id=run_id, model_uri=model_uri,
         dataset_version=fields.pop("dataset_version", "d-7c1e9a0b22f4"), labels=fields.pop("labels", ["a", "b"]),
         metrics={"accuracy": after[0], "macro_f1": after[1]},
-        evaluation={"promote": promote, "reasons": ["not worse than live beyond the margins"] if promote else
-                    ["accuracy 0.5000 is 0.3000 below live 0.8000 (margin 0.01)"],
-                    "candidate": summary(*after), "live": summary(*before) if before else None, "new_labels": [],
-                    "holdout_rows": 120, "live_version": fields.pop("live_version", None)},
+        gate={"promote": promote, "reasons": ["not worse than live beyond the margins"] if promote else
+              ["accuracy 0.5000 is 0.3000 below live 0.8000 (margin 0.01)"],
+              "candidate": summary(*after), "live": summary(*before) if before else None, "new_labels": [],
+              "holdout_rows": 120, "live_version": fields.pop("live_version", None)},
         **fields)

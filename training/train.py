@@ -43,14 +43,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
+from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE
 from autobert.data import read_dataset
 from autobert.errors import AutobertError, DataError, ModelLoadError, TrainingConfigError
 from autobert.linear import LinearTextModel
 from autobert.metrics import classification_report, summary
 from autobert.modeling import (
-    EVALUATION_FILE,
     LABELS_FILE,
-    METRICS_FILE,
     TRUNCATIONS,
     ModelMeta,
     TextClassifier,
@@ -123,7 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Optional validation channel (default: SM_CHANNEL_VALIDATION).")
     p.add_argument("--holdout", default=env("SM_CHANNEL_HOLDOUT"),
                    help="Optional fixed evaluation set (default: SM_CHANNEL_HOLDOUT): the candidate, and the live "
-                        "model if given, are scored on it into evaluation.json for the retraining workflow's gate.")
+                        "model if given, are scored on it into holdout.json for the retraining workflow's gate.")
     p.add_argument("--fusion-data", default=env("SM_CHANNEL_FUSION"),
                    help="Optional channel the TF-IDF model is fit on besides the training split (default: "
                         "SM_CHANNEL_FUSION), e.g. the whole dataset on a warm start, whose BERT training split is "
@@ -684,11 +683,11 @@ def train(args: argparse.Namespace) -> dict:
     }
     if args.holdout:
         candidate = TextClassifier(model, tokenizer, labels, meta, linear)
-        metrics["evaluation"] = evaluate_on_holdout(candidate, Path(args.holdout), args.live_model,
+        metrics["holdout"] = evaluate_on_holdout(candidate, Path(args.holdout), args.live_model,
                                                     args.eval_batch_size)
     out = Path(args.output_data_dir)
     out.mkdir(parents=True, exist_ok=True)
-    reports = {METRICS_FILE: metrics, EVALUATION_FILE: metrics.get("evaluation")}
+    reports = {METRICS_FILE: metrics, HOLDOUT_REPORT_FILE: metrics.get("holdout")}
     for name, content in reports.items():
         if content is not None:
             text = json.dumps(content, indent=2) + "\n"

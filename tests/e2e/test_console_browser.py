@@ -55,7 +55,7 @@ def stack(tmp_path_factory):
     deployer.deploy("ab-new", str(new))
     wait_until(lambda: deployer.status() == "InService" and endpoint.server.host.status()["version"] == "ab-new")
     write_run(services, "r-promoted", HAPPY_PATH, status="succeeded", end="succeeded", trigger="threshold",
-              model_version="ab-new", dataset_version="d-5e0c2f", training_job="ab-new", live_version_before="ab-old",
+              model_version="ab-new", dataset_version="d-5e0c2f", live_version_before="ab-old",
               live_version="ab-new")
     register_evaluated(services, "ab-new", "r-promoted", promote=True, before=(0.78, 0.77), after=(0.83, 0.82),
                        status="candidate", model_uri=str(new), labels=["rec.autos", "sci.space"],

@@ -132,7 +132,7 @@ def test_feedback_then_retrain_puts_a_new_version_live_that_learnt_the_correctio
         stop.set()
         loader.join()
     assert run["status"] == "succeeded", run
-    assert run["trigger"] == "api" and run["warm"] is True
+    assert run["trigger"] == "manual" and run["warm"] is True
     assert visited(run) == HAPPY_PATH, [s["name"] for s in run["states"]]
     assert failures == []  # no failed /predict during the swap
 

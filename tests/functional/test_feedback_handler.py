@@ -14,7 +14,7 @@ from serving_helpers import REPO, load_module, rest_event, set_env
 
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
-from autobert.feedback import FeedbackError, FeedbackStore, feedback_id
+from autobert.feedback import FeedbackError, FeedbackStore, default_feedback_id
 
 KNOWN = ["rec.autos", "sci.space"]
 
@@ -44,7 +44,7 @@ def test_feedback_is_stored_as_its_own_dated_object_before_the_202(monkeypatch, 
     status, body = post(module, lambda_context, {"text": "My car's brakes squeal", "label": "rec.autos",
                                                  "predicted_label": "sci.space"})
     assert status == 202 and body["duplicate"] is False
-    assert body["id"] == feedback_id("My car's brakes squeal", "rec.autos")
+    assert body["id"] == default_feedback_id("My car's brakes squeal", "rec.autos")
     # Read back through a fresh store on the same folder: the write is on disk, not in a buffer.
     store = LocalObjectStore(tmp_path / "bucket")
     key = layout.feedback_key(body["id"], datetime.now(UTC).date())

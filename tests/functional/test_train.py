@@ -112,7 +112,7 @@ def test_warm_start_grows_the_head_for_a_new_label_and_keeps_old_rows(trained, s
                        "--holdout", str(small_dataset)]) == 0
     warm = TextClassifier.load(tmp_path / "warm")
     assert warm.labels == ["rec.autos", "sci.space", "talk.politics.guns", "astro.new"]
-    evaluation = json.loads((tmp_path / "warm" / "evaluation.json").read_text())
+    evaluation = json.loads((tmp_path / "warm" / "holdout.json").read_text())
     assert evaluation["live_version"] == old.version
     assert evaluation["candidate"]["n"] == evaluation["live"]["n"] == len(df)
 
@@ -191,7 +191,7 @@ def test_a_warm_start_channel_holding_sagemakers_model_tar_gz_is_unpacked(traine
     assert train.main(["--init-model", str(channel), "--train", str(small_dataset), "--model-dir",
                        str(tmp_path / "warm"), "--epochs", "1", "--progress", "false", "--max-length", "32",
                        "--holdout", str(small_dataset)]) == 0
-    evaluation = json.loads((tmp_path / "warm" / "evaluation.json").read_text())
+    evaluation = json.loads((tmp_path / "warm" / "holdout.json").read_text())
     assert evaluation["live_version"] == TextClassifier.load(trained / "model").version
     assert json.loads((tmp_path / "warm" / "metrics.json").read_text())["init_model"] == str(channel)
 

@@ -49,7 +49,7 @@ def test_two_starters_racing_start_one_run_and_the_loser_waits_for_the_next(hand
 
     first_container.workflow_runs.client.meta.events.register("before-call.sfn.StartExecution",
                                                              the_schedule_fires_meanwhile)
-    started = request_run(first_container, "api")
+    started = request_run(first_container, "manual")
     assert started["status"] == "started"
     assert raced[0]["status"] == "queued" and raced[0]["running"] == [started["run_id"]]
     assert [e["name"] for e in executions(first_container)] == [started["run_id"]]
@@ -69,7 +69,7 @@ def test_a_slot_whose_starter_died_before_starting_its_execution_frees_after_a_w
     services = h["retrain"].services
     taken = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
     store.put_json(layout.run_slot(1), {"run_id": "r-died", "at": taken.isoformat()})
-    record_trigger(store, "api")
+    record_trigger(store, "manual")
     soon = start_pending_on_aws(services, clock=lambda: taken + timedelta(seconds=60))
     assert soon == {"status": "queued", "running": ["r-died"]}
     later = start_pending_on_aws(services, clock=lambda: taken + timedelta(seconds=SLOT_STALE_SECONDS + 1))
@@ -80,18 +80,18 @@ def test_a_slot_whose_starter_died_before_starting_its_execution_frees_after_a_w
 def test_a_run_whose_execution_ended_without_closing_its_record_does_not_block_the_next(handlers, lambda_context):
     store, h = handlers
     services = h["retrain"].services
-    first = request_run(services, "api")
+    first = request_run(services, "manual")
     services.workflow_runs.client.stop_execution(executionArn=first["execution_arn"])  # no status event arrives
     assert store.get_json(layout.run_record(first["run_id"]))["status"] == "starting"
-    second = request_run(services, "api")
+    second = request_run(services, "manual")
     assert second["status"] == "started" and second["run_id"] != first["run_id"]
 
 
 def test_the_end_of_a_run_starts_the_next_even_while_the_listing_still_shows_it_running(handlers):
     store, h = handlers
     services = h["retrain"].services
-    first = request_run(services, "api")
-    assert request_run(services, "api")["status"] == "queued"
+    first = request_run(services, "manual")
+    assert request_run(services, "manual")["status"] == "queued"
     client = services.workflow_runs.client
     client.stop_execution(executionArn=first["execution_arn"])
     listed = client.list_executions(stateMachineArn=services.settings.state_machine_arn)["executions"]
@@ -148,9 +148,9 @@ def test_a_job_that_cannot_be_stopped_still_leaves_the_run_closed(handlers):
         return None
 
     services.training_jobs.client.meta.events.register("before-call.sagemaker.*", sagemaker_side)
-    started = request_run(services, "api")
+    started = request_run(services, "manual")
     key = layout.run_record(started["run_id"])
-    store.put_json(key, {**store.get_json(key), "status": "running", "training_job": "ab-1"})
+    store.put_json(key, {**store.get_json(key), "status": "running", "model_version": "ab-1"})
     services.workflow_runs.client.stop_execution(executionArn=started["execution_arn"])
     on_execution_end(services, {"name": started["run_id"], "status": "ABORTED"})
     record = store.get_json(key)

@@ -104,7 +104,7 @@ def test_a_run_in_progress_shows_the_state_it_is_in_before_that_state_has_writte
 
 def test_a_run_shows_the_gate_result_with_holdout_scores_before_and_after(services, console):
     write_run(services, "r-2", HAPPY_PATH, status="succeeded", end="succeeded", trigger="threshold",
-              model_version="ab-2", dataset_version="d-2", training_job="ab-2", live_version_before="ab-1")
+              model_version="ab-2", dataset_version="d-2", live_version_before="ab-1")
     register_evaluated(services, "ab-2", "r-2", promote=True, before=(0.81, 0.80), after=(0.84, 0.83),
                        status="candidate", live_version="ab-1")
     write_run(services, "r-3", HAPPY_PATH[:7] + ["CandidateRejected"], status="rejected", model_version="ab-3",
@@ -114,11 +114,11 @@ def test_a_run_shows_the_gate_result_with_holdout_scores_before_and_after(servic
     runs = {r["run_id"]: r for r in get(console, "/api/runs").json()["runs"]}
     promoted = runs["r-2"]
     assert promoted["trigger"] == "threshold" and promoted["dataset_version"] == "d-2"
-    assert promoted["model_version"] == "ab-2" and promoted["training_job"] == "ab-2"
-    assert promoted["evaluation"]["result"] == "promoted"
-    assert promoted["evaluation"]["before"] == {"accuracy": 0.81, "macro_f1": 0.80}
-    assert promoted["evaluation"]["after"] == {"accuracy": 0.84, "macro_f1": 0.83}
-    assert runs["r-3"]["evaluation"]["result"] == "rejected" and runs["r-3"]["evaluation"]["reasons"]
+    assert promoted["model_version"] == "ab-2"
+    assert promoted["gate"]["result"] == "promoted"
+    assert promoted["gate"]["before"] == {"accuracy": 0.81, "macro_f1": 0.80}
+    assert promoted["gate"]["after"] == {"accuracy": 0.84, "macro_f1": 0.83}
+    assert runs["r-3"]["gate"]["result"] == "rejected" and runs["r-3"]["gate"]["reasons"]
     assert get(console, "/api/runs/r-3").json()["states"]["CandidateRejected"]["outcome"] == "succeeded"
 
 

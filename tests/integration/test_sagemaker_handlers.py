@@ -23,7 +23,7 @@ BUCKET = "autobert-bucket"
 def put_training_output(store, job: str, promote_ready: bool = True, hyperparameters: dict | None = None) -> None:
     report = {"accuracy": 0.9, "macro_f1": 0.9, "per_class": {
         "autos": {"f1": 0.9, "support": 2}, "space": {"f1": 0.9, "support": 2}}}
-    files = {"evaluation.json": {"candidate": report, "live": None, "holdout_rows": 4},
+    files = {"holdout.json": {"candidate": report, "live": None, "holdout_rows": 4},
              "metrics.json": {"labels": ["autos", "space", "cooking"], "test": {"accuracy": 0.9, "macro_f1": 0.9},
                               "hyperparameters": hyperparameters or {}}}
     buffer = io.BytesIO()
@@ -50,7 +50,7 @@ def test_one_run_through_every_handler_on_aws(handlers, lambda_context):
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in described["InputDataConfig"]}
     assert channels["train"] == f"s3://{BUCKET}/datasets/{state['merge']['dataset_version']}/"
     assert channels["holdout"].startswith(f"s3://{BUCKET}/holdout/")
-    assert store.get_json(layout.run_record("r-1"))["training_job"] == job  # the job name is kept in S3
+    assert store.get_json(layout.run_record("r-1"))["model_version"] == job  # the job name is kept in S3
 
     fill_gaps(sagemaker, [], in_progress=1)
     assert h["check_training"].lambda_handler(state, lambda_context)["status"] == "InProgress"
@@ -58,8 +58,8 @@ def test_one_run_through_every_handler_on_aws(handlers, lambda_context):
     assert state["training_status"]["status"] == "Completed"
 
     put_training_output(store, job)
-    state["evaluation"] = h["evaluate"].lambda_handler(state, lambda_context)
-    assert state["evaluation"]["promote"] is True
+    state["gate"] = h["evaluate"].lambda_handler(state, lambda_context)
+    assert state["gate"]["promote"] is True
     assert store.get_json(layout.model_record(job))["status"] == "candidate"
 
     state["deploy"] = h["update_endpoint"].lambda_handler(state, lambda_context)
@@ -82,7 +82,7 @@ def test_an_update_rolled_back_by_the_guardrails_fails_the_check(handlers, lambd
     deployer = h["update_endpoint"].services.deployer
     fill_gaps(deployer.client, [], rolled_back=True)
     deployer.deploy("ab-old", "s3://autobert-bucket/models/ab-old/output/model.tar.gz")  # creates the endpoint
-    state = {"run_id": "r-3", "evaluation": {"model_version": "ab-new", "model_uri": "s3://x/m.tar.gz"}}
+    state = {"run_id": "r-3", "gate": {"model_version": "ab-new", "model_uri": "s3://x/m.tar.gz"}}
     state["deploy"] = h["update_endpoint"].lambda_handler(state, lambda_context)
     with pytest.raises(DeploymentError, match="rolled back"):
         h["check_endpoint"].lambda_handler(state, lambda_context)
@@ -172,15 +172,15 @@ def test_the_tuning_path_gates_and_deploys_the_best_training_job_through_the_sam
 
     # CheckTraining sees a tuning job in $.training and describes it (moto completes it at once).
     state["training_status"] = h["check_training"].lambda_handler(state, lambda_context)
-    best = state["training_status"]["best_training_job"]
+    best = state["training_status"]["model_version"]
     assert state["training_status"]["status"] == "Completed" and best and best != tuning_job
     assert state["training_status"]["model_version"] == best
 
     put_training_output(store, best, hyperparameters={"learning_rate": 4.2e-05, "epochs": 3})
-    state["evaluation"] = h["evaluate"].lambda_handler(state, lambda_context)
-    assert state["evaluation"]["promote"] is True and state["evaluation"]["model_version"] == best
+    state["gate"] = h["evaluate"].lambda_handler(state, lambda_context)
+    assert state["gate"]["promote"] is True and state["gate"]["model_version"] == best
     record = store.get_json(layout.model_record(best))
-    assert record["status"] == "candidate" and record["training_job"] == best
+    assert record["status"] == "candidate" and record["version"] == best
     assert record["model_uri"] == f"s3://{BUCKET}/models/{best}/output/model.tar.gz"
     assert record["hyperparameters"] == {"learning_rate": 4.2e-05, "epochs": 3}
     assert record["tuning"]["job"] == tuning_job
@@ -203,7 +203,7 @@ def test_a_warm_start_through_the_tuning_path_gets_the_training_paths_channels_a
     state["training"] = h["start_training"].lambda_handler(state, lambda_context)
     state["training_status"] = h["check_training"].lambda_handler(state, lambda_context)
     put_training_output(store, state["training"]["job_name"])
-    state["evaluation"] = h["evaluate"].lambda_handler(state, lambda_context)
+    state["gate"] = h["evaluate"].lambda_handler(state, lambda_context)
     state["deploy"] = h["update_endpoint"].lambda_handler(state, lambda_context)
     assert h["check_endpoint"].lambda_handler(state, lambda_context)["status"] == "InService"
     live = store.get_json(layout.LIVE_MODEL)
@@ -238,7 +238,7 @@ def test_a_training_run_records_no_tuning(handlers, lambda_context):
     put_training_output(store, job, hyperparameters={"epochs": 3})
     h["evaluate"].lambda_handler(state, lambda_context)
     record = store.get_json(layout.model_record(job))
-    assert record["tuning"] is None and record["training_job"] == job and record["hyperparameters"] == {"epochs": 3}
+    assert record["tuning"] is None and record["version"] == job and record["hyperparameters"] == {"epochs": 3}
 
 
 def apply_study(store, params: dict) -> None:

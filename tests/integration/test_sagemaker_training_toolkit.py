@@ -141,14 +141,14 @@ def test_the_hyperparameters_reach_train_py_as_the_api_delivered_them(job):
     assert hp["checkpoint_dir"] == str(root / "checkpoints")
     assert metrics["training"]["epochs_run"] == 2
     # Channels arrive as SM_CHANNEL_* from inputdataconfig.json: the holdout was scored.
-    assert metrics["evaluation"]["holdout_rows"] > 0
+    assert metrics["holdout"]["holdout_rows"] > 0
 
 
 def test_the_model_folder_is_what_sagemaker_tars_into_model_tar_gz_with_the_serving_code(job, tmp_path):
     root, _, _ = job
     model = root / "model"
     assert {"model.safetensors", "config.json", "tokenizer.json", "labels.json", "autobert.json", "metrics.json",
-            "evaluation.json"} <= {p.name for p in model.iterdir()}
+            "holdout.json"} <= {p.name for p in model.iterdir()}
     assert (model / "linear" / "linear.safetensors").is_file()
     assert (model / "code" / "inference.py").read_bytes() == (REPO_ROOT / "inference" / "inference.py"
                                                                 ).read_bytes()

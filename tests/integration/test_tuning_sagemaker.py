@@ -15,7 +15,8 @@ from botocore.exceptions import ParamValidationError
 from botocore.stub import Stubber
 
 from autobert.config import Settings
-from autobert.tuning import METRIC_DEFINITIONS, SearchSpace, TuningConfigError, TuningError
+from autobert.contracts import METRIC_DEFINITIONS
+from autobert.tuning import SearchSpace, TuningConfigError, TuningError
 from autobert.tuning.sagemaker import (
     build_request,
     describe_tuning_job,
@@ -198,13 +199,13 @@ def test_the_tuning_steps_start_a_job_over_the_runs_data_and_hand_on_the_best_tr
     assert definition["OutputDataConfig"]["S3OutputPath"] == "s3://autobert-bucket/models/"
 
     status = check_tuning(services, {**event, "training": training})
-    best = status["best_training_job"]
+    best = status["model_version"]
     assert status["status"] == "Completed" and status["model_version"] == best and not status["timed_out"]
     assert status["model_uri"] == f"s3://autobert-bucket/models/{best}/output/model.tar.gz"
     assert status["output_uri"] == f"s3://autobert-bucket/models/{best}/output/output.tar.gz"
     record = load_study(services.store, training["tuning_job"])
     assert record["backend"] == "sagemaker" and record["best_training_job"] == best
-    assert RunStore(services.store).get("run-1")["tuning"]["best_training_job"] == best
+    assert RunStore(services.store).get("run-1")["tuning"]["model_version"] == best
 
 
 def test_the_tuning_path_refuses_local_mode(tmp_path):

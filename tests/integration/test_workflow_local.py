@@ -64,11 +64,11 @@ def test_the_first_model_comes_from_a_bootstrap_run_of_the_same_workflow(stack):
     services, endpoint, first = stack
     registry = ModelRegistry(services.store)
     record = registry.get(first["version"])
-    assert record["status"] == "live" and record["training_job"] == first["version"]
-    assert record["evaluation"]["live"] is None  # nothing to compare with: the gate passed trivially
+    assert record["status"] == "live" and record["version"] == first["version"]
+    assert record["gate"]["live"] is None  # nothing to compare with: the gate passed trivially
     run = RunStore(services.store).get(record["run_id"])
     assert run["status"] == "succeeded" and run["trigger"] == "bootstrap" and run["full"] is True
-    assert run["training_job"] == first["version"]  # the training job name is recorded with the run
+    assert run["model_version"] == first["version"]  # the training job, named by its model version
     assert visited(run) == HAPPY_PATH
     assert serving(endpoint) == first["version"]
     history = RunStore(services.store).history(run["run_id"])
@@ -117,7 +117,7 @@ def test_a_candidate_worse_than_live_is_rejected_and_the_old_model_stays_live(st
     assert visited(run)[-3:] == ["Evaluate", "PromoteOrReject", "CandidateRejected"]
     record = ModelRegistry(services.store).get(run["model_version"])
     assert record["status"] == "rejected"
-    assert record["evaluation"]["live"] is not None and record["evaluation"]["reasons"]
+    assert record["gate"]["live"] is not None and record["gate"]["reasons"]
     assert ModelRegistry(services.store).live()["version"] == live
     assert serving(endpoint) == live
 

@@ -1,4 +1,4 @@
-"""The promotion gate over evaluation.json (plain Python, as the Evaluate Lambda runs it)."""
+"""The promotion gate over the holdout report (holdout.json) (plain Python, as the Evaluate Lambda runs it)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ import pytest
 
 from autobert.cli import main
 from autobert.config import get_settings
-from autobert.tuning import METRIC_DEFINITIONS, SearchSpace, TuningConfigError, parse_epoch, parse_metrics
-from autobert.tuning.metrics import OBJECTIVE_METRIC
+from autobert.contracts import METRIC_DEFINITIONS, OBJECTIVE_METRIC
+from autobert.tuning import SearchSpace, TuningConfigError, parse_epoch, parse_metrics
 from autobert.tuning.sagemaker import TuningJobConfig, build_request, state_from_description
 from autobert.tuning.space import format_value, validate_budget
 

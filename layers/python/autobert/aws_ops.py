@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import tarfile
 import time
 from collections.abc import Callable, Iterable
@@ -23,9 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from autobert import layout
+from autobert.adapters.aws_errors import stack_missing
 from autobert.adapters.sagemaker_deploy import describe_endpoint_if_exists
 from autobert.config import REPO_ROOT
 from autobert.errors import AutobertError
@@ -147,7 +149,7 @@ def stack_info(cfn, stack_name: str) -> StackInfo:
     try:
         stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     except ClientError as exc:
-        if "does not exist" in str(exc):
+        if stack_missing(exc):
             raise AwsOpsError(f"stack {stack_name} not found in {cfn.meta.region_name}: deploy it first "
                               "(npx osls deploy --stage <stage> --region <region>)") from exc
         raise
@@ -202,22 +204,47 @@ def start_first_run(store: ObjectStore, runs, settings, info: StackInfo) -> dict
             "trigger": result["trigger"]["id"]}
 
 
-def wait_for(describe: Callable[[], str], done: Iterable[str], *, timeout: float, poll: float,
-             sleep: Callable[[float], None] = time.sleep, what: str = "") -> str:
-    """Poll ``describe()`` until it returns one of ``done``; raise AwsOpsError after ``timeout`` seconds."""
-    done = set(done)
-    deadline = time.monotonic() + timeout
-    while True:
-        status = describe()
-        if status in done:
+def attempts(timeout: float, poll: float) -> int:
+    """How many status checks a wait of ``timeout`` seconds makes at one every ``poll`` seconds (the first at once):
+    the waits count checks, not the clock, so a wait ends the same way however fast the machine is."""
+    return math.ceil(timeout / poll) + 1
+
+
+def waiter_config(timeout: float, poll: float) -> dict:
+    """boto3 waiters' ``WaiterConfig`` for the given wait: a check every ``poll`` s, at most ``attempts`` of them."""
+    return {"Delay": poll, "MaxAttempts": attempts(timeout, poll)}
+
+
+EXECUTION_ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+def wait_for_execution(stepfunctions, execution_arn: str, *, timeout: float, poll: float,
+                       sleep: Callable[[float], None] = time.sleep, what: str) -> str:
+    """The execution's final status. Step Functions has no boto3 waiter for an execution's end, so this is the loop
+    a waiter runs (DescribeExecution every ``poll`` s, ``attempts(timeout, poll)`` times at most), with ``sleep``
+    injectable; raises AwsOpsError if the execution is still running after that."""
+    status = ""
+    for attempt in range(attempts(timeout, poll)):
+        if attempt:
+            sleep(poll)
+        status = stepfunctions.describe_execution(executionArn=execution_arn)["status"]
+        if status in EXECUTION_ENDED:
             return status
-        if time.monotonic() >= deadline:
-            raise AwsOpsError(f"{what} still {status} after {timeout:.0f} s")
-        sleep(poll)
+    raise AwsOpsError(f"{what} still {status} after {timeout:g} s")
+
+
+def wait_until(client, waiter: str, *, timeout: float, poll: float, **params: Any) -> None:
+    """Run the client's boto3 waiter ``waiter`` with ``waiter_config(timeout, poll)``. A waiter that gives up (a
+    failure state, or still waiting after its attempts) returns too: the caller describes the resource and says
+    what state it is in."""
+    try:
+        client.get_waiter(waiter).wait(**params, WaiterConfig=waiter_config(timeout, poll))
+    except WaiterError:
+        pass
 
 
 def train_directly(sagemaker, store: ObjectStore, settings, info: StackInfo, dataset: dict, *, timeout: float,
-                   poll: float, sleep: Callable[[float], None] = time.sleep) -> dict:
+                   poll: float) -> dict:
     """The seed's path without the state machine: one SageMaker training job on the imported dataset (the
     workflow's training adapter builds the request), waited for, then registered as a candidate."""
     from autobert.adapters.sagemaker_training import SageMakerTrainingJobs
@@ -237,12 +264,13 @@ def train_directly(sagemaker, store: ObjectStore, settings, info: StackInfo, dat
     inputs = training_inputs(bootstrap(job_settings, store=store), merge, job_name, jobs)
     jobs.start(TrainingJobSpec(job_name=job_name, hyperparameters=inputs.hyperparameters, channels=inputs.channels,
                                output_uri=store.uri(layout.MODELS), extra={"run_id": "bootstrap"}))
-    wait_for(lambda: jobs.describe(job_name).status, ("Completed", "Failed", "Stopped"), timeout=timeout, poll=poll,
-             sleep=sleep, what=f"training job {job_name}")
+    wait_until(sagemaker, "training_job_completed_or_stopped", timeout=timeout, poll=poll, TrainingJobName=job_name)
     state = jobs.describe(job_name)
+    if state.status == "InProgress":
+        raise AwsOpsError(f"training job {job_name} still InProgress after {timeout:g} s")
     if state.status != "Completed":
         raise AwsOpsError(f"training job {job_name} ended {state.status}: {state.failure_reason}")
-    ModelRegistry(store).register(job_name, status="candidate", model_uri=state.model_uri, training_job=job_name,
+    ModelRegistry(store).register(job_name, status="candidate", model_uri=state.model_uri,
                                   dataset_version=dataset["version"], source="bootstrap")
     return {"version": job_name, "model_uri": state.model_uri}
 
@@ -282,6 +310,19 @@ def deploy_endpoint(sagemaker, store: ObjectStore, info: StackInfo, settings, *,
             "model_data": store.uri(packed_key)}
 
 
+def wait_for_endpoint(sagemaker, endpoint_name: str, *, timeout: float, poll: float) -> str:
+    """Wait until the endpoint is InService (boto3's ``endpoint_in_service`` waiter); an endpoint that failed, or is
+    still not serving after ``timeout``, is an AwsOpsError saying so."""
+    wait_until(sagemaker, "endpoint_in_service", timeout=timeout, poll=poll, EndpointName=endpoint_name)
+    endpoint = describe_endpoint_if_exists(sagemaker, endpoint_name)
+    status = endpoint["EndpointStatus"] if endpoint else "absent"
+    if status == "InService":
+        return status
+    reason = (endpoint or {}).get("FailureReason")
+    raise AwsOpsError(f"endpoint {endpoint_name} is {status}" + (f": {reason}" if reason else
+                                                                  f" after {timeout:g} s"))
+
+
 # ------------------------------------------------------------------------------------------------------ bootstrap
 def bootstrap(*, cfn, s3, sagemaker, stepfunctions, apigateway, settings, stack_name: str, prepared: Path,
               direct: bool = False, wait: bool = True, timeout: float = 6 * 3600, poll: float = 30.0,
@@ -301,16 +342,14 @@ def bootstrap(*, cfn, s3, sagemaker, stepfunctions, apigateway, settings, stack_
     model = None
     if direct:
         live = registry.live()
-        model = live or train_directly(sagemaker, store, settings, info, dataset, timeout=timeout, poll=poll,
-                                       sleep=sleep)
+        model = live or train_directly(sagemaker, store, settings, info, dataset, timeout=timeout, poll=poll)
         report["training"] = {"job": model["version"], "reused_live_model": bool(live)}
     else:
         run = start_first_run(store, StepFunctionsRuns(stepfunctions, info.state_machine_arn), settings, info)
         report["run"] = run
         if wait:
-            status = wait_for(lambda: stepfunctions.describe_execution(executionArn=run["execution_arn"])["status"],
-                              ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"), timeout=timeout, poll=poll,
-                              sleep=sleep, what=f"run {run['run_id']}")
+            status = wait_for_execution(stepfunctions, run["execution_arn"], timeout=timeout, poll=poll, sleep=sleep,
+                                        what=f"run {run['run_id']}")
             report["run"]["status"] = status
             if status != "SUCCEEDED":
                 raise AwsOpsError(f"the first run {run['run_id']} ended {status}: see the Step Functions console "
@@ -320,6 +359,7 @@ def bootstrap(*, cfn, s3, sagemaker, stepfunctions, apigateway, settings, stack_
     if model and wait:
         report["endpoint"] = deploy_endpoint(sagemaker, store, info, settings, version=model["version"],
                                              model_uri=model["model_uri"], repo=repo)
+        report["endpoint"]["status"] = wait_for_endpoint(sagemaker, info.endpoint_name, timeout=timeout, poll=poll)
         if direct and registry.live() is None:
             registry.mark_live(model["version"])
     report["api_url"] = info.api_url
@@ -358,17 +398,11 @@ def _iso(value) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------------- teardown
-def _named(pages: Iterable[dict], key: str, name_key: str, prefix: str) -> list[str]:
+def _named(sagemaker, operation: str, key: str, name_key: str, endpoint_name: str) -> list[str]:
+    """The names ``<endpoint>-...`` that ``operation`` lists, across every page (boto3's paginator)."""
+    pages = sagemaker.get_paginator(operation).paginate(NameContains=endpoint_name)
+    prefix = f"{endpoint_name}-"
     return sorted(item[name_key] for page in pages for item in page[key] if item[name_key].startswith(prefix))
-
-
-def _paginate(call, **kwargs) -> Iterable[dict]:
-    while True:
-        page = call(**kwargs)
-        yield page
-        if not page.get("NextToken"):
-            return
-        kwargs["NextToken"] = page["NextToken"]
 
 
 @dataclass
@@ -396,13 +430,10 @@ def teardown(*, cfn, sagemaker, stack_name: str, endpoint_name: str | None = Non
     if describe_endpoint_if_exists(sagemaker, endpoint_name):
         sagemaker.delete_endpoint(EndpointName=endpoint_name)
         deleted_endpoint = endpoint_name
-    prefix = f"{endpoint_name}-"
-    configs = _named(_paginate(sagemaker.list_endpoint_configs, NameContains=endpoint_name),
-                     "EndpointConfigs", "EndpointConfigName", prefix)
+    configs = _named(sagemaker, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", endpoint_name)
     for name in configs:
         sagemaker.delete_endpoint_config(EndpointConfigName=name)
-    models = _named(_paginate(sagemaker.list_models, NameContains=endpoint_name), "Models", "ModelName",
-                    prefix)
+    models = _named(sagemaker, "list_models", "Models", "ModelName", endpoint_name)
     for name in models:
         sagemaker.delete_model(ModelName=name)
     stage = stack_name.removeprefix("autobert-")

@@ -304,7 +304,7 @@ _LOOP_STATES = ("WaitForTraining", "CheckTraining", "TrainingStatus", "WaitForEn
 def _run_summary(run: dict) -> str:
     lines = [f"run {run['run_id']}: {run.get('status')}  (trigger {run.get('trigger')}, "
              f"{'full' if run.get('full') else 'warm-start'} retrain)"]
-    for name in ("training_job", "dataset_version", "model_version", "live_version", "error", "cause"):
+    for name in ("tuning_job", "dataset_version", "model_version", "live_version", "error", "cause"):
         if run.get(name):
             lines.append(f"  {name.replace('_', ' ')}: {run[name]}")
     if run.get("gate"):
@@ -372,7 +372,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     services = bootstrap()
     services.workflow.check_ready()
     # The run itself goes on in the background (a detached local process, or the Step Functions execution).
-    result = request_run(services, "manual", full=args.full, wait=False)
+    result = request_run(services, "manual", full=args.full, wait=False, source="cli")
     run = _follow_run(services, result["trigger"]["id"], services.workflow.poll_seconds) if args.wait else None
     if run is None:
         print(json.dumps({k: v for k, v in result.items() if k != "trigger"} | {"trigger": result["trigger"]["id"]}))
@@ -394,7 +394,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     print(f"{'VERSION':<28} {'STATUS':<10} {'CREATED':<26} {'DATASET':<16} {'HOLDOUT ACC':>11} {'MACRO-F1':>9}")
     for r in records:
-        cand = (r.get("evaluation") or {}).get("candidate") or {}
+        cand = (r.get("gate") or {}).get("candidate") or {}
         acc = f"{cand['accuracy']:.4f}" if "accuracy" in cand else "-"
         f1 = f"{cand['macro_f1']:.4f}" if "macro_f1" in cand else "-"
         created = (r.get("created_at") or "")[:19] + ("Z" if r.get("created_at") else "")  # to the second, UTC

@@ -43,7 +43,7 @@ def fingerprint(text: str, label: str) -> str:
     return hashlib.sha256(f"{label}\x00{text}".encode()).hexdigest()
 
 
-def feedback_id(text: str, label: str) -> str:
+def default_feedback_id(text: str, label: str) -> str:
     """The id of feedback posted without one: the same text + label always gets the same id."""
     return fingerprint(text, label)[:32]
 
@@ -125,7 +125,7 @@ class FeedbackStore:
         if not self.allow_new_labels and known is not None and label not in known:
             raise UnknownLabel(f"label {label!r} is not one the live model knows, and new labels are not accepted "
                                f"(known: {', '.join(known[:20])}{', ...' if len(known) > 20 else ''})")
-        item_id = item_id or feedback_id(text, label)
+        item_id = item_id or default_feedback_id(text, label)
         print_ = fingerprint(text, label)
         marker_key = layout.feedback_marker(item_id)
         try:

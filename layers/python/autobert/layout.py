@@ -38,6 +38,11 @@ def feedback_key(item_id: str, day: date) -> str:
     return f"{FEEDBACK}date={day.isoformat()}/{item_id}.json"
 
 
+def feedback_item_id(key: str) -> str:
+    """The feedback id of the item stored at ``key`` (a ``feedback_key``)."""
+    return key.rsplit("/", 1)[-1].removesuffix(".json")
+
+
 def feedback_marker(item_id: str) -> str:
     return f"{FEEDBACK_IDS}{item_id}.json"
 

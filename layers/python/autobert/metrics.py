@@ -1,4 +1,4 @@
-"""Classification metrics, in the JSON shape every report of this project uses (metrics.json, evaluation)."""
+"""Classification metrics, in the JSON shape every report of this project uses (metrics.json, holdout.json)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ A model folder holds:
 - ``labels.json``: the label encoder (index = class id), the same file the dataset export writes;
 - ``autobert.json``: how to use it (max length, truncation, fusion weights, version, base model);
 - ``linear/``: the optional TF-IDF linear model fused with BERT's probabilities;
-- ``metrics.json``: what training measured.
+- ``metrics.json``, ``holdout.json``: what training measured (``autobert.contracts``' report files).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from autobert.linear import LinearTextModel
 OFFLINE_DEFAULT_MODEL = "offline-default"
 AWS_DEFAULT_MODEL = "bert-base-uncased"
 META_FILE = "autobert.json"
-METRICS_FILE = "metrics.json"
-EVALUATION_FILE = "evaluation.json"  # candidate vs live on the fixed holdout (retraining gate input)
 LINEAR_DIR = "linear"
 TRUNCATIONS = ("head", "head_tail")
 

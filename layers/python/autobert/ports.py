@@ -134,8 +134,9 @@ class TrainingJobs(Jobs):
 
     @abc.abstractmethod
     def read_report(self, output_uri: str, name: str) -> dict:
-        """A JSON report file (``evaluation.json``, ``metrics.json``) a completed job wrote to ``output_uri``
-        (``TrainingJobState.output_uri``); raise EvaluationError if it is missing or unreadable."""
+        """A JSON report file (``autobert.contracts``: ``HOLDOUT_REPORT_FILE``, ``METRICS_FILE``) a completed job
+        wrote to ``output_uri`` (``TrainingJobState.output_uri``); raise EvaluationError if it is missing or
+        unreadable."""
 
 
 class TuningJobs(Jobs):

@@ -5,7 +5,7 @@ Each job has a folder ``<root>/<job_name>/`` with ``job.json`` (spec, pid, start
 ``status.json`` (Completed or Failed with the reason), plus ``train.log``. A small supervisor process
 (``python -m autobert.adapters.local_training <job folder>``) runs the script and writes ``status.json``, so
 ``describe()`` works from any process and after the caller is gone. The model lands where SageMaker's artifacts go:
-``<output_uri>/<job_name>/model/`` (the model folder) and ``.../output/`` (metrics.json, evaluation.json).
+``<output_uri>/<job_name>/model/`` (the model folder) and ``.../output/`` (metrics.json, holdout.json).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from typing import Any
 from autobert import layout
 from autobert.adapters.aws_errors import aws_errors
 from autobert.config import Settings
+from autobert.contracts import METRIC_DEFINITIONS
 from autobert.ports import ObjectNotFound, ObjectStore, TrainingJobs, TrainingJobSpec, TrainingJobState
-from autobert.tuning.metrics import METRIC_DEFINITIONS
 from autobert.workflow.errors import EvaluationError, TrainingStartError
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath (SageMaker's default), train.py's folder

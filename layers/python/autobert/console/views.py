@@ -13,11 +13,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from autobert import layout
 from autobert.bootstrap import Services
 from autobert.ports import ObjectNotFound
-from autobert.workflow.merge import current_dataset, feedback_id, feedback_keys, seen_ids
+from autobert.workflow.merge import current_dataset, feedback_keys, seen_ids
 from autobert.workflow.registry import ModelRegistry
-from autobert.workflow.runs import FINISHED, RunStore
+from autobert.workflow.runs import FINISHED, RunStore, is_final
 
 OUTCOMES = ("succeeded", "failed", "running", "not_reached")
 MAX_EVENTS = 500
@@ -33,13 +34,6 @@ def parse_time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def is_final(run: dict) -> bool:
-    """The run has ended and its record is complete. A step records the outcome (succeeded, rejected, failed) a
-    moment before the run's last states; the local executor writes ``execution_status`` after the very last one,
-    so until then the page keeps following it."""
-    return run.get("status") in FINISHED and (run.get("executor") != "local" or "execution_status" in run)
 
 
 def duration_seconds(run: dict, now: datetime | None = None) -> float | None:
@@ -60,20 +54,21 @@ def _scores(summary: dict | None) -> dict | None:
     return {"accuracy": summary.get("accuracy"), "macro_f1": summary.get("macro_f1")}
 
 
-def evaluation_of(run: dict, record: dict | None) -> dict | None:
-    """The gate's verdict and the holdout scores before (live model) and after (candidate)."""
+def gate_of(run: dict, record: dict | None) -> dict | None:
+    """The gate decision and the holdout scores before (live model) and after (candidate): the model record's
+    ``gate`` (complete), else the run's (decision only, until the model is registered)."""
     if run.get("trigger") == "rollback":
         return None
-    evaluation = (record or {}).get("evaluation") or {}
+    recorded = (record or {}).get("gate") or {}
     gate = run.get("gate") or {}
-    if not evaluation and not gate:
+    if not recorded and not gate:
         return None
-    promote = evaluation.get("promote", gate.get("promote"))
+    promote = recorded.get("promote", gate.get("promote"))
     return {"result": "promoted" if promote else "rejected",
-            "reasons": evaluation.get("reasons") or gate.get("reasons") or [],
-            "before": _scores(evaluation.get("live")), "after": _scores(evaluation.get("candidate")),
-            "live_version": evaluation.get("live_version") or run.get("live_version_before"),
-            "holdout_rows": evaluation.get("holdout_rows"), "new_labels": evaluation.get("new_labels") or []}
+            "reasons": recorded.get("reasons") or gate.get("reasons") or [],
+            "before": _scores(recorded.get("live")), "after": _scores(recorded.get("candidate")),
+            "live_version": recorded.get("live_version") or run.get("live_version_before"),
+            "holdout_rows": recorded.get("holdout_rows"), "new_labels": recorded.get("new_labels") or []}
 
 
 def run_summary(run: dict, records: dict[str, dict], now: datetime | None = None) -> dict:
@@ -89,14 +84,14 @@ def run_summary(run: dict, records: dict[str, dict], now: datetime | None = None
         "duration_seconds": duration_seconds(run, now),
         "dataset_version": run.get("dataset_version"),
         "model_version": version,
-        "training_job": run.get("training_job"),
+        "tuning_job": run.get("tuning_job"),
         "full": run.get("full"),
         "warm": run.get("warm"),
         "live_version_before": run.get("live_version_before"),
         "live_version": run.get("live_version"),
         "error": run.get("error"),
         "cause": run.get("cause"),
-        "evaluation": evaluation_of(run, records.get(version) if version else None),
+        "gate": gate_of(run, records.get(version) if version else None),
     }
 
 
@@ -292,7 +287,7 @@ def models_view(services: Services) -> dict:
     live = registry.live()
     models = []
     for record in reversed(registry.list()):  # newest first
-        evaluation = record.get("evaluation") or {}
+        gate = record.get("gate") or {}
         models.append({
             "version": record["version"],
             "status": record.get("status"),
@@ -302,11 +297,10 @@ def models_view(services: Services) -> dict:
             "retired_at": record.get("retired_at"),
             "run_id": record.get("run_id"),
             "dataset_version": record.get("dataset_version"),
-            "training_job": record.get("training_job"),
             "warm": record.get("warm"),
             "labels": len(record.get("labels") or []),
             "metrics": {k: (record.get("metrics") or {}).get(k) for k in ("accuracy", "macro_f1")},
-            "holdout": _scores(evaluation.get("candidate")),
+            "holdout": _scores(gate.get("candidate")),
             "can_roll_back": bool(record.get("model_uri")) and not (live and live.get("version") == record["version"]),
             "source": record.get("source"),
         })
@@ -329,7 +323,7 @@ class FeedbackCounter:
         per_label: dict[str, int] = {}
         unreadable = 0
         for key in feedback_keys(store):
-            if feedback_id(key) in seen:
+            if layout.feedback_item_id(key) in seen:
                 continue
             label = self._labels.get(key)
             if label is None:

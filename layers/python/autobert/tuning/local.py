@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from autobert.config import REPO_ROOT
+from autobert.contracts import METRICS_FILE, OBJECTIVE_METRIC
 from autobert.errors import AutobertError
-from autobert.modeling import METRICS_FILE
 from autobert.ports import ObjectStore
 from autobert.tuning.errors import TuningError
-from autobert.tuning.metrics import OBJECTIVE_METRIC, parse_epoch
+from autobert.tuning.metrics import parse_epoch
 from autobert.tuning.records import save_study
 from autobert.tuning.space import Choice, SearchSpace, validate_budget
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from autobert.adapters.sagemaker_training import training_job_definition
+from autobert.contracts import OBJECTIVE_METRIC, OBJECTIVE_TYPE
 from autobert.tuning.errors import TuningConfigError, TuningError
-from autobert.tuning.metrics import OBJECTIVE_METRIC, OBJECTIVE_TYPE
 from autobert.tuning.space import SearchSpace
 
 # CreateHyperParameterTuningJob: HyperParameterTuningJobName is at most 32 characters.
@@ -148,7 +148,7 @@ class TuningJobState:
     best_objective: float | None = None
     best_hyperparameters: dict[str, str] = field(default_factory=dict)
     model_uri: str | None = None  # the best training job's model.tar.gz
-    output_uri: str | None = None  # ...and its output.tar.gz (metrics.json, evaluation.json)
+    output_uri: str | None = None  # ...and its output.tar.gz (metrics.json, holdout.json)
     counters: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from autobert import layout
 from autobert.bootstrap import Services
 from autobert.config import Settings
+from autobert.contracts import OBJECTIVE_METRIC
 from autobert.ports import ObjectNotFound, ObjectStore
 from autobert.tuning.errors import TuningConfigError, TuningError
 from autobert.tuning.records import load_defaults
@@ -103,7 +104,7 @@ def _params(params: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
-def format_trial(trial: Mapping[str, Any], objective: str = "validation:macro_f1") -> str:
+def format_trial(trial: Mapping[str, Any], objective: str = OBJECTIVE_METRIC) -> str:
     value = f"{trial['value']:.4f}" if trial.get("value") is not None else "-"
     seconds = f"{trial['seconds']:.1f} s" if trial.get("seconds") is not None else "-"
     line = f"trial {trial['number']:>3} {trial['state']:<8} {objective}={value:<7} ({seconds}) "

@@ -29,7 +29,7 @@ class TrainingTimeout(WorkflowError):
 
 
 class EvaluationError(WorkflowError):
-    """The training job's evaluation.json is missing or unreadable."""
+    """The training job's holdout report (holdout.json) is missing or unreadable."""
 
 
 class DeploymentError(WorkflowError):

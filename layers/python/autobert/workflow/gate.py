@@ -1,4 +1,5 @@
-"""The promotion gate: plain Python over the ``evaluation.json`` the training job wrote (no torch in Lambdas).
+"""The promotion gate: plain Python over the holdout report (``holdout.json``) the training job wrote (no torch in
+Lambdas).
 
 Both models were scored on the same fixed holdout. The candidate is promoted only if it is not worse than the live
 model by more than a margin on accuracy and macro-F1, and not worse beyond a margin on any class the live model
@@ -45,15 +46,15 @@ def summarize(report: dict) -> dict:
         raise EvaluationError(f"malformed classification report ({exc!r})") from exc
 
 
-def decide(evaluation: dict, margins: Margins, live_labels: list[str] | None = None,
+def decide(holdout: dict, margins: Margins, live_labels: list[str] | None = None,
            candidate_labels: list[str] | None = None) -> GateDecision:
-    if not isinstance(evaluation, dict) or "candidate" not in evaluation:
-        raise EvaluationError("evaluation has no candidate report")
-    candidate = summarize(evaluation["candidate"])
+    if not isinstance(holdout, dict) or "candidate" not in holdout:
+        raise EvaluationError("the holdout report has no candidate report")
+    candidate = summarize(holdout["candidate"])
     new_labels = sorted(set(candidate_labels or []) - set(live_labels or [])) if live_labels is not None else []
-    if evaluation.get("live") is None:
+    if holdout.get("live") is None:
         return GateDecision(True, ["no live model: the first model goes live"], candidate, None, new_labels)
-    live = summarize(evaluation["live"])
+    live = summarize(holdout["live"])
     reasons: list[str] = []
     for metric, margin in (("accuracy", margins.accuracy), ("macro_f1", margins.macro_f1)):
         drop = live[metric] - candidate[metric]

@@ -86,14 +86,10 @@ def feedback_keys(store: ObjectStore) -> list[str]:
             if k.startswith(layout.FEEDBACK + "date=") and k.endswith(".json")]
 
 
-def feedback_id(key: str) -> str:
-    return key.rsplit("/", 1)[-1][: -len(".json")]
-
-
 def unmerged_feedback_count(store: ObjectStore) -> int:
     cur = current_dataset(store)
     seen = seen_ids(store, cur["version"]) if cur else set()
-    return sum(1 for k in feedback_keys(store) if feedback_id(k) not in seen)
+    return sum(1 for k in feedback_keys(store) if layout.feedback_item_id(k) not in seen)
 
 
 def _write_version(store: ObjectStore, version: str, df: pd.DataFrame, labels: list[str], manifest: dict,
@@ -180,7 +176,7 @@ def validate_item(key: str, raw: bytes) -> tuple[dict | None, str | None]:
         item = check(FeedbackItem, raw)
     except RequestRejected as exc:
         return None, exc.message
-    if item.id != feedback_id(key):
+    if item.id != layout.feedback_item_id(key):
         return None, "id does not match the object key"
     return {"id": item.id, "text": item.text.strip(), "label": item.label, "received_at": item.received_at or ""}, None
 
@@ -192,10 +188,10 @@ def merge_feedback(store: ObjectStore) -> MergeResult:
     parent = cur["version"]
     seen = seen_ids(store, parent)
     # The listing is the merge's snapshot: anything stored after it is left for the next merge.
-    pending = [k for k in feedback_keys(store) if feedback_id(k) not in seen]
+    pending = [k for k in feedback_keys(store) if layout.feedback_item_id(k) not in seen]
     if not pending:
         return MergeResult(parent, parent, cur["holdout"], False)
-    considered = sorted(feedback_id(k) for k in pending)
+    considered = sorted(layout.feedback_item_id(k) for k in pending)
     version = "d-" + _digest(parent, *considered)
     result = MergeResult(version, parent, cur["holdout"], True)
 
@@ -203,7 +199,7 @@ def merge_feedback(store: ObjectStore) -> MergeResult:
     for key in pending:
         item, reason = validate_item(key, store.get_bytes(key))
         if item is None:
-            invalid.append({"id": feedback_id(key), "reason": reason})
+            invalid.append({"id": layout.feedback_item_id(key), "reason": reason})
         else:
             items.append(item)
     # Within the batch the latest word on a text wins (a user correcting a correction); exact repeats are dups.

@@ -24,7 +24,7 @@ def rollback(services: Services, version: str, *, poll_seconds: float = 2.0) -> 
     run_id = new_run_id()
     runs.create(run_id, trigger="rollback", status="running", model_version=version,
                 live_version_before=live["version"] if live else None)
-    state = {"run_id": run_id, "evaluation": {"model_version": version, "model_uri": record["model_uri"]}}
+    state = {"run_id": run_id, "gate": {"model_version": version, "model_uri": record["model_uri"]}}
     try:
         state["deploy"] = steps.update_endpoint(services, state)
         while True:

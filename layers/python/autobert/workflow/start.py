@@ -126,7 +126,8 @@ def stop_run_jobs(services: Services, run: dict) -> list[str]:
     """Stop the run's tuning job and training job if they are still in progress; returns what was stopped. A job
     that cannot be stopped (already stopping, say) is logged and the other one is still tried."""
     stopped = []
-    for name, jobs in ((run.get("tuning_job"), services.tuning_jobs), (run.get("training_job"),
+    # The run's training job is named by its model version (autobert.contracts).
+    for name, jobs in ((run.get("tuning_job"), services.tuning_jobs), (run.get("model_version"),
                                                                         services.training_jobs)):
         if not name:
             continue

@@ -3,9 +3,10 @@ the ASL stores under its ResultPath. ``functions/<name>.py`` wraps each one as a
 calls them directly. Errors are raised as exceptions whose class names the ASL's Retry/Catch list.
 
 Execution state, as it grows: ``{"run_id", "triggers", "full"}`` (AWS: optional ``"tune": true``) → ``merge`` →
-``training`` → ``training_status`` → ``evaluation`` → ``deploy`` → ``endpoint``; on a caught error
-``error: {"Error", "Cause"}``. On the tuning path (``autobert.workflow.tuning_steps``) ``training`` holds the tuning
-job and ``training_status`` its best training job, whose model then takes the same Evaluate → UpdateEndpoint path.
+``training`` → ``training_status`` → ``gate`` → ``deploy`` → ``endpoint``; on a caught error
+``error: {"Error", "Cause"}`` (the keys: ``autobert.contracts``). On the tuning path
+(``autobert.workflow.tuning_steps``) ``training`` holds the tuning job and ``training_status`` the model version of
+its best training job, whose model then takes the same Evaluate → UpdateEndpoint path.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from autobert import layout
 from autobert.bootstrap import Services
+from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE
 from autobert.ports import EndpointDeployer, TrainingJobs, TrainingJobSpec, TuningJobs
 from autobert.tuning.records import load_defaults_record
 from autobert.workflow.errors import DeploymentError
@@ -27,9 +29,6 @@ from autobert.workflow.gate import Margins, decide
 from autobert.workflow.registry import ModelRegistry, now_iso
 from autobert.workflow.runs import RunStore
 from autobert.workflow.triggers import mark_served
-
-# The training job's report files (autobert.modeling's names; not imported from there: it pulls torch into Lambdas).
-EVALUATION_FILE, METRICS_FILE = "evaluation.json", "metrics.json"
 
 
 def new_job_name() -> str:
@@ -141,7 +140,7 @@ def start_training(services: Services, event: dict) -> dict:
     spec = TrainingJobSpec(job_name=job_name, hyperparameters=inputs.hyperparameters, channels=inputs.channels,
                            output_uri=store.uri(layout.MODELS), extra={"run_id": run_id})
     services.training_jobs.start(spec)
-    RunStore(store).update(run_id, training_job=job_name, model_version=job_name, training_started_at=now_iso(),
+    RunStore(store).update(run_id, model_version=job_name, training_started_at=now_iso(),
                            hyperparameters=inputs.hyperparameters, tuned_defaults=inputs.tuned_from)
     started = time.time()
     return {"job_name": job_name, "model_version": job_name, "warm": merge["warm"], "started_at": started,
@@ -171,29 +170,28 @@ def evaluate(services: Services, event: dict) -> dict:
     run_id, training, status, merge = event["run_id"], event["training"], event["training_status"], event["merge"]
     # The tuning path: the candidate is the tuning job's best training job (its name is the model version).
     version = status.get("model_version") or training["model_version"]
-    training_job = status.get("best_training_job") or training["job_name"]
-    evaluation = services.training_jobs.read_report(status["output_uri"], EVALUATION_FILE)
+    holdout = services.training_jobs.read_report(status["output_uri"], HOLDOUT_REPORT_FILE)
     metrics = services.training_jobs.read_report(status["output_uri"], METRICS_FILE)
     registry = ModelRegistry(store)
     live = registry.live_record()
-    decision = decide(evaluation, Margins(s.gate_accuracy_margin, s.gate_macro_f1_margin, s.gate_class_f1_margin),
+    decision = decide(holdout, Margins(s.gate_accuracy_margin, s.gate_macro_f1_margin, s.gate_class_f1_margin),
                       live_labels=live.get("labels") if live else None, candidate_labels=metrics.get("labels"))
     test = metrics.get("test") or metrics.get("validation") or {}
     registry.register(
-        version, status="candidate" if decision.promote else "rejected", training_job=training_job,
+        version, status="candidate" if decision.promote else "rejected",
         run_id=run_id, dataset_version=merge["dataset_version"], holdout_version=merge["holdout_version"],
         model_uri=status["model_uri"], labels=metrics.get("labels", []), warm=training["warm"],
         init_version=merge.get("init_version"),
         metrics={"accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
                  "training": metrics.get("training", {})},
-        evaluation={**decision.to_dict(), "holdout_rows": evaluation.get("holdout_rows"),
-                    "live_version": evaluation.get("live_version")},
+        gate={**decision.to_dict(), "holdout_rows": holdout.get("holdout_rows"),
+              "live_version": holdout.get("live_version")},
         # Which parameters made this model: what train.py ran with, and the tuning that chose them.
         hyperparameters=metrics.get("hyperparameters", {}), tuned_defaults=training.get("tuned_defaults"),
         tuning=tuning_summary(training, status))
     fields: dict[str, Any] = {"gate": {"promote": decision.promote, "reasons": decision.reasons}}
     if training.get("tuning_job"):
-        fields.update(training_job=training_job, model_version=version)
+        fields["model_version"] = version
     if not decision.promote:
         fields["status"] = "rejected"
     RunStore(store).update(run_id, **fields)
@@ -210,7 +208,7 @@ def tuning_summary(training: dict, status: dict) -> dict | None:
 
 # ------------------------------------------------------------------------------------------ UpdateEndpoint & check
 def update_endpoint(services: Services, event: dict) -> dict:
-    target = event["evaluation"]
+    target = event["gate"]
     services.deployer.deploy(target["model_version"], target["model_uri"])
     RunStore(services.store).update(event["run_id"], deploy_started_at=now_iso())
     started = time.time()
@@ -254,8 +252,9 @@ def record_failure(services: Services, event: dict) -> dict:
     name, cause = error.get("Error", "Unknown"), error.get("Cause", "")
     with suppress(ValueError, TypeError, AttributeError):  # Lambda reports a Python exception's cause as a JSON
         cause = json.loads(cause).get("errorMessage", cause)  # document; keep just its message
-    version = (event.get("evaluation") or {}).get("model_version")
-    if version and (event.get("evaluation") or {}).get("promote"):
+    gate = event.get("gate") or {}
+    version = gate.get("model_version")
+    if version and gate.get("promote"):
         ModelRegistry(services.store).set_status(version, "rejected", deploy_error=f"{name}: {cause}")
     live = ModelRegistry(services.store).live()
     RunStore(services.store).update(event["run_id"], status="failed", error=name, cause=cause,

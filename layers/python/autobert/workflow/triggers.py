@@ -12,16 +12,19 @@ from datetime import UTC, datetime, time
 from typing import Any, Literal
 
 from autobert import layout
+from autobert.contracts import TRIGGER_KINDS
 from autobert.ports import ObjectNotFound, ObjectStore
 from autobert.workflow.registry import now_iso
 
-Kind = Literal["manual", "threshold", "schedule", "bootstrap", "api"]
+Kind = Literal["manual", "threshold", "schedule", "bootstrap"]  # = autobert.contracts.TRIGGER_KINDS
 
 
 def record_trigger(store: ObjectStore, kind: Kind, *, full: bool = False, now: datetime | None = None,
                    **detail: Any) -> dict:
     """Record a trigger named by its time (``now``: the caller's clock, e.g. the scheduler's; default the real one),
     so ``scheduled_today`` finds the day from the same clock that named it."""
+    if kind not in TRIGGER_KINDS:
+        raise ValueError(f"unknown trigger kind {kind!r}: one of {', '.join(TRIGGER_KINDS)}")
     now = (now or datetime.now(UTC)).astimezone(UTC)
     trigger = {"id": f"t-{now:%Y%m%d-%H%M%S-%f}-{secrets.token_hex(2)}", "kind": kind,
                "full": bool(full), "at": now_iso(now), **detail}

@@ -46,8 +46,8 @@ def start_tuning(services: Services, event: dict) -> dict:
 
 def check_tuning(services: Services, event: dict) -> dict:
     """Input: ``$.training`` from StartTuning. Output (ResultPath ``$.training_status``): check_training's shape
-    ``{"status", "failure_reason", "timed_out", "model_uri", "output_uri"}`` plus ``"model_version"`` and
-    ``"best_training_job"`` (the best training job's name: the candidate's version), ``"best_objective"`` and
+    ``{"status", "failure_reason", "timed_out", "model_uri", "output_uri"}`` plus ``"model_version"`` (the best
+    training job's name: the candidate's version), ``"best_objective"`` and
     ``"tuned_hyperparameters"``. A completed job's result is saved as ``tuning/<job>/study.json``."""
     training = event["training"]
     name = training["tuning_job"]
@@ -59,9 +59,9 @@ def check_tuning(services: Services, event: dict) -> dict:
         save_study(services.store, tuning_job_record(state, resolve_space(services.settings), {}))
         if event.get("run_id"):
             RunStore(services.store).update(event["run_id"], tuning={
-                "job": name, "best_training_job": state.best_training_job, "objective": state.best_objective,
+                "job": name, "model_version": state.best_training_job, "objective": state.best_objective,
                 "hyperparameters": state.best_hyperparameters, "counters": state.counters})
     return {"status": state.status, "failure_reason": state.failure_reason, "timed_out": timed_out,
             "model_uri": state.model_uri, "output_uri": state.output_uri,
-            "model_version": state.best_training_job, "best_training_job": state.best_training_job,
+            "model_version": state.best_training_job,
             "best_objective": state.best_objective, "tuned_hyperparameters": state.best_hyperparameters}

@@ -70,8 +70,8 @@ function scoreChange(label, before, after) {
   return h('span', {}, `${label} ${fmtScore(before)} → `, h('span', { class: cls }, fmtScore(after)));
 }
 
-function evaluationCell(run) {
-  const ev = run.evaluation;
+function gateCell(run) {
+  const ev = run.gate;
   if (run.trigger === 'rollback') return h('span', { class: 'sub' }, `rollback to ${run.model_version || '?'}`);
   if (!ev) {
     if (run.status === 'failed') return h('span', { class: 'sub', title: run.cause || '' }, run.error || 'failed');
@@ -200,7 +200,7 @@ function runsTable(runs) {
         h('td', { class: 'num' }, fmtDuration(run.duration_seconds)),
         h('td', { class: 'mono' }, run.dataset_version || '–'),
         h('td', { class: 'mono' }, run.trigger === 'rollback' ? '–' : run.model_version || '–'),
-        h('td', {}, evaluationCell(run)));
+        h('td', {}, gateCell(run)));
       row.addEventListener('click', (ev) => {
         if (ev.target.closest('a')) return;
         location.hash = `#/runs/${encodeURIComponent(run.run_id)}`;
@@ -246,7 +246,7 @@ async function runDetail(gen, runId) {
     }
     if (gen !== generation) return;
     ui.message.replaceChildren();
-    const key = JSON.stringify([run.status, run.final, run.finished_at, run.events_total, run.states, run.evaluation]);
+    const key = JSON.stringify([run.status, run.final, run.finished_at, run.events_total, run.states, run.gate]);
     if (key !== state.lastKey) {
       state.lastKey = key;
       drawRun(run, ui, state);
@@ -277,7 +277,7 @@ function defaultSelection(run) {
 function drawRun(run, ui, state) {
   document.getElementById('run-status').replaceChildren(badge(run.status));
   const item = (k, v, attrs = {}) => h('div', attrs, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v));
-  const ev = run.evaluation;
+  const ev = run.gate;
   ui.summary.replaceChildren(h('div', { class: 'card-body' },
     h('div', { class: 'summary' },
       item('Trigger', h('span', { class: 'tag' }, run.trigger || '–')),
@@ -286,10 +286,10 @@ function drawRun(run, ui, state) {
       item('Duration', fmtDuration(run.duration_seconds), { id: 'run-duration' }),
       item('Dataset version', h('span', { class: 'mono' }, run.dataset_version || '–')),
       item(run.trigger === 'rollback' ? 'Rolled back to' : 'Candidate model', h('span', { class: 'mono' }, run.model_version || '–')),
-      item('Training job', h('span', { class: 'mono' }, run.training_job || '–')),
+      run.tuning_job ? item('Tuning job', h('span', { class: 'mono' }, run.tuning_job)) : null,
       item('Live model', h('span', { class: 'mono' },
         `${run.live_version_before || '–'}${run.live_version && run.live_version !== run.live_version_before ? ` → ${run.live_version}` : ''}`)),
-      item('Evaluation', evaluationCell(run))),
+      item('Gate', gateCell(run))),
     run.error ? h('div', { class: 'error-box', style: 'margin-top:14px', id: 'run-error' }, `${run.error}: ${run.cause || ''}`) : null,
     ev && ev.reasons && ev.reasons.length
       ? h('div', { class: 'sub', style: 'margin-top:10px' }, `Gate: ${ev.reasons.join('; ')}`) : null));
