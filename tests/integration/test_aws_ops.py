@@ -17,6 +17,7 @@ from pathlib import Path
 import boto3
 import pandas as pd
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from autobert import aws_ops, layout
@@ -191,6 +192,25 @@ def test_a_missing_stack_says_to_deploy_first(aws):
         aws_ops.stack_info(aws["cloudformation"], "autobert-nope")
 
 
+@pytest.mark.parametrize(("code", "message"), [
+    # Not a missing stack, though the text says "does not exist": the code decides first.
+    ("AccessDenied", "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: "
+                     "cloudformation:DescribeStacks because no identity-based policy allows it (the role does not "
+                     "exist)"),
+    # The same code as a missing stack (ValidationError), another error: the message tells them apart.
+    ("ValidationError", "1 validation error detected: Value 'autobert_x!' at 'stackName' failed to satisfy "
+                        "constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*"),
+])
+def test_other_describe_stacks_errors_are_not_taken_for_a_missing_stack(code, message):
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    stubber = Stubber(cfn)
+    stubber.add_client_error("describe_stacks", service_error_code=code, service_message=message,
+                             http_status_code=400 if code == "ValidationError" else 403)
+    with stubber, pytest.raises(ClientError) as info:
+        aws_ops.stack_info(cfn, "autobert-x")
+    assert not isinstance(info.value, AwsOpsError) and info.value.response["Error"]["Code"] == code
+
+
 # ------------------------------------------------------------------------------------------------------ bootstrap
 def execution(aws, arn: str):
     from moto.stepfunctions.models import stepfunctions_backends
@@ -231,7 +251,7 @@ def run_bootstrap(aws, apigateway, prepared, **kwargs):
     return aws_ops.bootstrap(cfn=aws["cloudformation"], s3=aws["s3"], sagemaker=aws["sagemaker"],
                              stepfunctions=aws["stepfunctions"], apigateway=apigateway,
                              settings=kwargs.pop("settings", settings()), stack_name=STACK, prepared=prepared,
-                             poll=0.01, timeout=kwargs.pop("timeout", 60), **kwargs)
+                             poll=kwargs.pop("poll", 0.01), timeout=kwargs.pop("timeout", 60), **kwargs)
 
 
 def test_bootstrap_uploads_data_and_code_runs_the_state_machine_and_creates_the_endpoint(
@@ -309,6 +329,14 @@ def test_a_failed_first_run_is_reported_with_where_to_look(aws, apigateway, stac
         run_bootstrap(aws, apigateway, prepared, sleep=fail)
 
 
+def test_a_run_still_running_when_the_wait_ends_is_reported_after_a_check_every_poll(aws, apigateway, stack,
+                                                                                    prepared):
+    slept = []
+    with pytest.raises(AwsOpsError, match=r"run r-\S+ still RUNNING after 5 s"):
+        run_bootstrap(aws, apigateway, prepared, sleep=slept.append, timeout=5, poll=1)
+    assert slept == [1, 1, 1, 1, 1]  # checks at 0, 1, ..., 5 s: six DescribeExecution calls
+
+
 def test_bootstrap_without_a_prepared_dataset_says_what_to_run(aws, apigateway, stack, tmp_path):
     with pytest.raises(AwsOpsError, match="autobert prepare"):
         run_bootstrap(aws, apigateway, tmp_path / "empty")
@@ -351,6 +379,40 @@ def test_bootstrap_direct_runs_one_training_job_then_deploys_and_marks_it_live(
     assert store.get_json(layout.LIVE_MODEL)["version"] == job
     assert report["endpoint"]["created"] is True
     assert aws["sagemaker"].describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == f"{ENDPOINT}-{job}"
+
+
+def test_a_direct_training_job_that_fails_is_reported_with_its_reason(aws, apigateway, stack, store, prepared):
+    def failed(parsed, **_):
+        parsed.update(TrainingJobStatus="Failed", FailureReason="AlgorithmError: CUDA out of memory")
+
+    aws["sagemaker"].meta.events.register("after-call.sagemaker.DescribeTrainingJob", failed)
+    with pytest.raises(AwsOpsError, match=r"ended Failed: AlgorithmError: CUDA out of memory"):
+        run_bootstrap(aws, apigateway, prepared, direct=True)
+    assert not store.exists(layout.LIVE_MODEL)
+
+
+def test_a_direct_training_job_still_running_after_the_wait_is_reported(aws, apigateway, stack, prepared):
+    describes = []
+
+    def in_progress(parsed, **_):
+        describes.append(1)
+        parsed["TrainingJobStatus"] = "InProgress"
+
+    aws["sagemaker"].meta.events.register("after-call.sagemaker.DescribeTrainingJob", in_progress)
+    with pytest.raises(AwsOpsError, match=r"still InProgress after 0.02 s"):
+        run_bootstrap(aws, apigateway, prepared, direct=True, timeout=0.02, poll=0.01)
+    assert len(describes) == 3 + 1  # the waiter's checks at 0, 0.01, 0.02 s, then the description it reports
+
+
+def test_an_endpoint_that_fails_to_come_up_is_reported_with_its_reason(aws, apigateway, stack, store, prepared,
+                                                                        training_job_world):
+    def failed(parsed, **_):
+        if "EndpointStatus" in parsed:  # DescribeEndpoint of the endpoint bootstrap just created
+            parsed.update(EndpointStatus="Failed", FailureReason="The primary container did not pass the ping")
+
+    aws["sagemaker"].meta.events.register("after-call.sagemaker.DescribeEndpoint", failed)
+    with pytest.raises(AwsOpsError, match=f"endpoint {ENDPOINT} is Failed: The primary container did not pass"):
+        run_bootstrap(aws, apigateway, prepared, direct=True)
 
 
 def test_serverless_inference_is_an_endpoint_config_option(aws, apigateway, stack, store, prepared,
@@ -402,6 +464,22 @@ def test_teardown_deletes_the_endpoint_its_configs_and_models_and_says_what_rema
     # nothing left to delete: a second teardown is a no-op
     again = aws_ops.teardown(cfn=aws["cloudformation"], sagemaker=sm, stack_name=STACK)
     assert (again.endpoint, again.endpoint_configs, again.models) == (None, [], [])
+
+
+def test_teardown_deletes_the_configs_of_every_page(aws, stack):
+    sm = aws["sagemaker"]
+    make_endpoint(sm, stack.sagemaker_role_arn, ["v1", "v2", "v3"])
+    pages = []
+
+    def one_per_page(params, **_):  # SageMaker pages at 100 by default: make three pages of three configs
+        params["MaxResults"] = 1
+        pages.append(params.get("NextToken"))
+
+    sm.meta.events.register("provide-client-params.sagemaker.ListEndpointConfigs", one_per_page)
+    result = aws_ops.teardown(cfn=aws["cloudformation"], sagemaker=sm, stack_name=STACK)
+    assert result.endpoint_configs == [f"{ENDPOINT}-v1", f"{ENDPOINT}-v2", f"{ENDPOINT}-v3"]
+    assert len(pages) == 3 and pages[0] is None and all(pages[1:])
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
 
 
 def test_teardown_after_the_stack_is_gone_needs_the_endpoint_name(aws):

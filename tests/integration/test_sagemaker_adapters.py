@@ -141,6 +141,56 @@ def test_the_first_deploy_creates_the_endpoint_and_later_ones_update_it_blue_gre
     assert deployer.serving_version() == "ab-2"
 
 
+def aws_error(operation: str, code: str, message: str):
+    """A before-call hook answering ``operation`` with the error AWS sends (its code and message)."""
+    def raise_it(**_):
+        raise ClientError({"Error": {"Code": code, "Message": message},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+    return raise_it
+
+
+def test_a_retried_deploy_finds_its_model_and_config_created_and_goes_on(aws, settings):
+    calls: list = []
+    client, deployer = deployed_ab_1(settings, calls)
+    arn = "arn:aws:sagemaker:us-east-1:123456789012"
+    # What SageMaker answers a second CreateModel / CreateEndpointConfig of the same name: a ValidationException
+    # with only the message to tell it by.
+    client.meta.events.register("before-call.sagemaker.CreateModel", aws_error(
+        "CreateModel", "ValidationException", f'Cannot create already existing model "{arn}:model/autobert-ab-2".'))
+    client.meta.events.register("before-call.sagemaker.CreateEndpointConfig", aws_error(
+        "CreateEndpointConfig", "ValidationException",
+        f'Cannot create already existing endpoint configuration "{arn}:endpoint-config/autobert-ab-2".'))
+    deployer.deploy("ab-2", "s3://autobert-bucket/models/ab-2/output/model.tar.gz")
+    assert [params["EndpointConfigName"] for _, params in calls] == ["autobert-ab-2"]
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    # The code decides first: another failure that happens to say "already exist" is not a created model.
+    ("ResourceLimitExceeded", "The account-level service limit 'maximum number of models' is 1000, and 1000 "
+                              "models already exist"),
+    ("ValidationException", "Could not access model data at s3://autobert-bucket/models/ab-1/output/model.tar.gz"),
+])
+def test_a_create_model_failure_is_not_taken_for_an_existing_model(aws, settings, code, message):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    client.meta.events.register("before-call.sagemaker.CreateModel", aws_error("CreateModel", code, message))
+    with pytest.raises(DeploymentError, match=code):
+        SageMakerEndpointDeployer(client, settings).deploy("ab-1", "s3://autobert-bucket/models/ab-1/m.tar.gz")
+    assert client.list_endpoints()["Endpoints"] == []
+
+
+def test_describe_endpoint_if_exists_is_none_only_for_a_missing_endpoint(aws, settings):
+    from autobert.adapters.sagemaker_deploy import describe_endpoint_if_exists
+
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    assert describe_endpoint_if_exists(client, "autobert") is None  # moto: 'Could not find endpoint "arn"'
+    client.meta.events.register("before-call.sagemaker.DescribeEndpoint", aws_error(
+        "DescribeEndpoint", "ValidationException", "1 validation error detected: Value 'autobert_1' at "
+        "'endpointName' failed to satisfy constraint: Member must satisfy regular expression pattern"))
+    with pytest.raises(ClientError, match="failed to satisfy constraint"):
+        describe_endpoint_if_exists(client, "autobert_1")
+
+
 def test_a_deploy_without_role_or_image_is_a_deployment_error(aws, settings):
     client = boto3.client("sagemaker", region_name="us-east-1")
     deployer = SageMakerEndpointDeployer(client, settings.model_copy(update={"inference_image_uri": None}))

@@ -42,7 +42,8 @@ def test_a_model_error_for_bad_input_becomes_a_request_error_with_the_container_
 
 
 @pytest.mark.parametrize(("code", "message", "status", "modeled"), [
-    ("ValidationException", "Endpoint autobert of account 123456789012 not found.", 400, {}),
+    # InvokeEndpoint's modelled code for a missing endpoint (or one still being created), as AWS answers it.
+    ("ValidationError", "Endpoint autobert of account 123456789012 not found.", 400, {}),
     ("ModelNotReadyException", "Model is not ready", 429, {}),
     ("ServiceUnavailable", "Service unavailable", 503, {}),
     ("ThrottlingException", "Rate exceeded", 400, {}),
@@ -51,3 +52,13 @@ def test_a_model_error_for_bad_input_becomes_a_request_error_with_the_container_
 def test_an_endpoint_that_cannot_serve_is_unavailable(aws_credentials, code, message, status, modeled):
     with pytest.raises(EndpointUnavailable):
         stubbed(code, message, status, **modeled).invoke({"text": "hello"})
+
+
+def test_another_validation_error_is_not_taken_for_a_missing_endpoint(aws_credentials):
+    from botocore.exceptions import ClientError
+
+    client = stubbed("ValidationError", "1 validation error detected: Value at 'contentType' failed to satisfy "
+                     "constraint: Member must have length less than or equal to 1024", 400)
+    with pytest.raises(ClientError) as info:
+        client.invoke({"text": "hello"})
+    assert not isinstance(info.value, EndpointUnavailable)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from autobert.adapters.aws_errors import aws_errors, error_code
+from autobert.adapters.aws_errors import already_exists, aws_errors, endpoint_missing
 from autobert.config import Settings
 from autobert.ports import EndpointDeployer
 from autobert.workflow.errors import DeploymentError, EndpointNotReady
@@ -40,12 +40,11 @@ def serving_environment(settings: Settings, version: str) -> dict[str, str]:
 
 
 def describe_endpoint_if_exists(client, name: str) -> dict | None:
-    """DescribeEndpoint, or None for a missing endpoint (SageMaker answers ValidationException "Could not find
-    endpoint ...")."""
+    """DescribeEndpoint, or None for a missing endpoint (``aws_errors.endpoint_missing``); any other error raises."""
     try:
         return client.describe_endpoint(EndpointName=name)
     except ClientError as exc:
-        if error_code(exc) == "ValidationException":
+        if endpoint_missing(exc):
             return None
         raise
 
@@ -94,10 +93,9 @@ class SageMakerEndpointDeployer(EndpointDeployer):
     def _create_if_absent(self, call, **kwargs) -> None:
         try:
             call(**kwargs)
-        except Exception as exc:
+        except ClientError as exc:
             # A retried step finds the model/config of its first attempt: same version, same content.
-            if "already exist" in str(exc).lower() or getattr(exc, "response", {}).get("Error", {}).get(
-                    "Code") == "ResourceInUse":
+            if already_exists(exc):
                 return
             raise
 

@@ -8,6 +8,7 @@ import json
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from autobert.adapters.aws_errors import invoked_endpoint_missing
 from autobert.ports import EndpointClient, EndpointRequestError, EndpointUnavailable
 
 # API Gateway ends every integration at 29 s; the predict Lambda keeps a margin for its own work and the answer.
@@ -74,8 +75,7 @@ class SageMakerEndpointClient(EndpointClient):
                 if 400 <= status < 500:
                     raise EndpointRequestError(status, original) from exc
                 raise EndpointUnavailable(f"the model failed ({status}): {original}") from exc
-            if code == "ValidationException" and "endpoint" in message.lower():
-                # "Endpoint x of account y not found." / "... is in Creating/Updating status" style answers.
+            if invoked_endpoint_missing(exc):  # no endpoint (yet): "Endpoint x of account y not found."
                 raise EndpointUnavailable(f"endpoint {self.endpoint_name} cannot serve: {message}") from exc
             if code in _UNAVAILABLE or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
                 raise EndpointUnavailable(f"endpoint {self.endpoint_name} unavailable ({code}): {message}") from exc
