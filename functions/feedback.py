@@ -2,7 +2,6 @@
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -40,11 +39,6 @@ def post_feedback(request: FeedbackBody) -> Response[FeedbackAccepted]:
 @app.exception_handler(FeedbackError)
 def feedback_refused(exc: FeedbackError):
     return error(exc.status, str(exc))
-
-
-@app.exception_handler(ServiceError)
-def service_error(exc: ServiceError):
-    return error(exc.status_code, exc.msg)
 
 
 @logger.inject_lambda_context

@@ -2,7 +2,6 @@
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -42,11 +41,6 @@ def endpoint_unavailable(exc: EndpointUnavailable):
 @app.exception_handler(EndpointRequestError)
 def endpoint_refused(exc: EndpointRequestError):
     return error(exc.status, str(exc))
-
-
-@app.exception_handler(ServiceError)
-def service_error(exc: ServiceError):
-    return error(exc.status_code, exc.msg)
 
 
 @logger.inject_lambda_context

@@ -285,16 +285,20 @@ def error(status: int, message: str, **extra: Any) -> Response:
 
 
 def install_error_handlers(app: APIGatewayRestResolver, routes: Mapping[str, set[str]]) -> None:
-    """JSON ``{"message"}`` errors for validation failures, unknown routes (404) and wrong methods (405). The app must
-    parse bodies with ``parse_json`` (``json_body_deserializer=parse_json``)."""
+    """JSON ``{"message"}`` errors for validation failures, unknown routes (404), wrong methods (405) and powertools'
+    ``ServiceError``s. The app must parse bodies with ``parse_json`` (``json_body_deserializer=parse_json``)."""
     from aws_lambda_powertools.event_handler import Response, content_types
-    from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+    from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
     from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
     @app.exception_handler(RequestValidationError)
     def validation_failed(exc: RequestValidationError) -> Response:
         status, message, detail = describe(exc.errors())
         return error(status, message, **({"errors": detail} if detail else {}))
+
+    @app.exception_handler(ServiceError)
+    def service_error(exc: ServiceError) -> Response:
+        return error(exc.status_code, exc.msg)
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:
