@@ -1,21 +1,10 @@
 """Step Functions task UpdateEndpoint: Start putting the candidate live on the endpoint (same name, blue/green).
 
-The logic is autobert.workflow.steps.update_endpoint (the local runner calls it too); an exception's class name is the
-errorType the state machine's Retry/Catch match.
+Its step is the one the registry autobert.workflow.tasks names; the local runner calls that step too.
 """
 
-from __future__ import annotations
-
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from autobert.bootstrap import bootstrap
-from autobert.workflow import steps
+from autobert.workflow.tasks import task_handler
 
 services = bootstrap()
-logger = Logger(service="retrain")
-
-
-@logger.inject_lambda_context(log_event=True)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return steps.update_endpoint(services, event)
+lambda_handler = task_handler("UpdateEndpoint", services)

@@ -12,6 +12,9 @@ class instantiated in reachable code. Repeat until nothing new is reached. Over 
 * whether a request carries ``Tags`` (a ``Tags=`` keyword or a ``"Tags"`` dict key) or ``AutoRollbackConfiguration``;
 * the bucket prefixes the code names: the first path segment of each ``autobert.layout`` constant or helper it uses.
 
+A task's Lambda shell (``lambda_handler = task_handler("MergeData", services)``) reaches the step function that
+``autobert.workflow.tasks.TASKS`` names for that task (the registry imports steps by name).
+
 Only our own code is walked (``functions/`` and ``layers/python/autobert/``); boto3, powertools and the standard
 library are leaves. The analysis over-approximates (a method name reaches every instantiated class's method of that
 name), which errs towards "used", never towards a missing grant.
@@ -236,6 +239,7 @@ def _dotted(node: ast.AST) -> str | None:
 
 
 Class = tuple[str, ast.ClassDef]  # (module, class node)
+TASK_HANDLER = ("autobert.workflow.tasks", "task_handler")  # a task's Lambda handler over its registry entry
 PROPERTY_DECORATORS = {"property", "cached_property", "functools.cached_property"}
 
 
@@ -517,6 +521,7 @@ class _Walker:
             if (isinstance(fn, ast.Attribute) and fn.attr == "client" or isinstance(fn, ast.Name)
                     and fn.id == "client") and node.args and isinstance(node.args[0], ast.Constant):
                 self.usage.services.add(node.args[0].value)
+            self.reach_task_step(module, node)
             for kw in node.keywords:
                 if kw.arg == "Tags":
                     self.usage.sends_tags = True
@@ -529,6 +534,21 @@ class _Walker:
                     self.usage.sends_tags = True
                 if isinstance(key, ast.Constant) and key.value == "AutoRollbackConfiguration":
                     self.usage.sends_auto_rollback = True
+
+    def reach_task_step(self, module: str, call: ast.Call) -> None:
+        """``task_handler("MergeData", ...)`` (a task's Lambda shell) reaches the step function the task registry
+        names for that task: the registry imports it by name, which no call graph follows."""
+        target = self.symbol(module, call.func)
+        if not (target and target[0] == "function" and (target[1], target[2].name) == TASK_HANDLER
+                and call.args and isinstance(call.args[0], ast.Constant)):
+            return
+        from autobert.workflow.tasks import TASKS
+
+        task = TASKS[call.args[0].value]
+        step = resolve_symbol(f"{task.module}.{task.function}")
+        if not step or step[0] != "function":
+            raise AssertionError(f"{module}: task {task.name}'s step {task.module}.{task.function} is no function")
+        self.reach(step[1], step[2])
 
     def finish(self) -> None:
         usage = self.usage

@@ -3,8 +3,9 @@
 that handler (so the IAM checks, which rely on it, miss no call those runs make), and every S3 object it reads or
 writes is granted to its function's role in the packaged template (the key prefixes the roles were narrowed to).
 
-Each botocore API call is attributed to the handler whose ``functions/<name>.py`` frame is on the stack; calls the
-scenarios make themselves (to inspect moto's state) are not a handler's and are left out.
+Each botocore API call is attributed to the handler whose ``functions/<name>.py`` frame is on the stack (a task's
+shell: the frame of the handler ``task_handler`` made for it, which runs that task's step); calls the scenarios make
+themselves (to inspect moto's state) are not a handler's and are left out.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from iam_usage import iam_action, usage_of
 from osls_package import package, requires_osls
 from test_iam_policies import Resolver, covered, grants, lambda_roles, role_policies
 
+from autobert.workflow import tasks
+
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+TASK_HANDLER = (tasks.__file__, "lambda_handler")  # the Lambda handler task_handler() makes for a task's shell
 # The scenarios that call the Lambda handlers (some call the steps' functions directly).
 SCENARIOS = [fn for name, fn in inspect.getmembers(scenarios, inspect.isfunction)
              if name.startswith("test_") and "handlers" in inspect.signature(fn).parameters
@@ -33,6 +37,10 @@ def handler_on_stack() -> str | None:
         path = Path(frame.f_code.co_filename)
         if path.parent == FUNCTIONS:
             return f"functions.{path.stem}"
+        if (frame.f_code.co_filename, frame.f_code.co_name) == TASK_HANDLER:  # the task whose step it calls
+            step = frame.f_locals["step"]
+            [task] = [t for t in tasks.TASKS.values() if (t.module, t.function) == (step.__module__, step.__name__)]
+            return f"functions.{task.handler}"
         frame = frame.f_back
     return None
 
