@@ -2,7 +2,7 @@
 
 The ASL file is executed unchanged by aws-local-stepfunctions (``statemachines/local/run.mjs``, Node). Its Task
 states call back into this process over the Node process's stdin/stdout (JSON lines), where the very step handlers of
-the Lambdas (``autobert.workflow.steps``) run with the local adapters; an exception's class name goes back as the
+the Lambdas (``autobert.workflow.tasks``) run with the local adapters; an exception's class name goes back as the
 error name, so Retry/Catch behave as on AWS. One Node process per run, no Python process per task: the handlers
 run warm in the process that holds the run lock.
 
@@ -34,11 +34,11 @@ from autobert.config import REPO_ROOT, Settings
 from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
 from autobert.errors import AutobertError
 from autobert.ports import Workflow
-from autobert.workflow import steps, tuning_steps
 from autobert.workflow.errors import WorkflowError
 from autobert.workflow.merge import current_dataset, import_initial_dataset
 from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.runs import FINISHED, RunStore, is_final, open_run, state_timings
+from autobert.workflow.tasks import TASKS
 from autobert.workflow.triggers import (
     in_window,
     pending_triggers,
@@ -52,17 +52,6 @@ logger = logging.getLogger("autobert.workflow")
 
 ASL_FILE = REPO_ROOT / "statemachines" / "retrain.asl.json"
 RUNNER = REPO_ROOT / "statemachines" / "local" / "run.mjs"
-HANDLERS: dict[str, Callable[[Services, dict], dict]] = {
-    "MergeData": steps.merge_data,
-    "StartTraining": steps.start_training,
-    # Local runs never set "tune"; if one does, the step refuses it (TuningConfigError) and the run fails clearly.
-    "StartTuning": tuning_steps.start_tuning,
-    "CheckTraining": steps.check_training,
-    "Evaluate": steps.evaluate,
-    "UpdateEndpoint": steps.update_endpoint,
-    "CheckEndpoint": steps.check_endpoint,
-    "RecordFailure": steps.record_failure,
-}
 
 
 class LocalRunnerError(WorkflowError):
@@ -239,12 +228,12 @@ class LocalWorkflow(Workflow):
         return self._finish(run_id, events, end)
 
     def _task(self, message: dict) -> dict:
-        handler = HANDLERS.get(message["resource"])
-        if handler is None:
+        task = TASKS.get(message["resource"])
+        if task is None:
             return {"id": message["id"], "error": "LocalRunnerError",
                     "cause": f"no handler for resource {message['resource']}"}
         try:
-            return {"id": message["id"], "output": handler(self.services, message["input"])}
+            return {"id": message["id"], "output": task.step()(self.services, message["input"])}
         except Exception as exc:  # any exception is a task failure, named by its class as Lambda names it
             logger.warning("task %s failed: %s: %s", message["state"], type(exc).__name__, exc)
             if not isinstance(exc, AutobertError):  # a bug rather than a known failure: keep the trace in the log
