@@ -168,6 +168,7 @@ def handlers(empty_stack, aws, aws_region, monkeypatch):
     from autobert import layout
     from autobert.adapters.s3_store import S3ObjectStore
     from autobert.workflow.merge import import_initial_dataset
+    from autobert.workflow.tasks import TASKS
 
     set_env(monkeypatch, sagemaker_role_arn=SAGEMAKER_ROLE, training_image_uri="train:img",
             inference_image_uri="infer:img")
@@ -177,6 +178,5 @@ def handlers(empty_stack, aws, aws_region, monkeypatch):
                            holdout_fraction=0.2, seed=0)
     store.put_json(layout.feedback_key("f1", date(2026, 11, 25)),
                    {"id": "f1", "text": "a recipe for soup", "label": "cooking", "received_at": "x"})
-    names = ["merge_data", "start_training", "start_tuning", "check_training", "evaluate", "update_endpoint",
-             "check_endpoint", "record_failure", "retrain"]
+    names = [*(task.handler for task in TASKS.values()), "retrain"]
     yield store, {n: load_module(REPO / "functions" / f"{n}.py", f"handler_{n}") for n in names}

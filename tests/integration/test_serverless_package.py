@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from osls_package import REPO, package, requires_osls
 
+from autobert.workflow.tasks import TASKS
+
 pytestmark = [requires_osls, pytest.mark.slow]
 
 MiB = 1024 * 1024
@@ -77,8 +79,7 @@ def resource_text(resource) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ functions
-HANDLERS = ["predict", "feedback", "retrain", "merge_data", "start_training", "start_tuning", "check_training",
-            "evaluate", "update_endpoint", "check_endpoint", "record_failure"]
+HANDLERS = ["predict", "feedback", "retrain", *(task.handler for task in TASKS.values())]  # every function
 
 
 def test_every_handler_is_a_python312_function_with_tracing_and_its_own_role(resources):
