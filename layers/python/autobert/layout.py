@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 DATASETS = "datasets/"
@@ -24,14 +25,17 @@ MODELS = "models/"
 LIVE_MODEL = "models/live.json"
 RUNS = "runs/"
 TRAINING_CODE = "code/sourcedir.tar.gz"
+# runs/_slots/<n>.json: the AWS one-run-at-a-time lock; a starter owns run slot n by creating it (conditional write)
+RUN_SLOTS = "runs/_slots/"
 
 
-def dataset_prefix(version: str) -> str:
-    return f"{DATASETS}{version}/"
+def _key(prefix: str, suffix: str) -> Callable[[str], str]:
+    """The key helper ``name -> prefix + name + suffix``: every per-name key of the bucket is one of these."""
 
+    def key(name: str) -> str:
+        return f"{prefix}{name}{suffix}"
 
-def holdout_prefix(version: str) -> str:
-    return f"{HOLDOUT}{version}/"
+    return key
 
 
 def feedback_key(item_id: str, day: date) -> str:
@@ -43,28 +47,16 @@ def feedback_item_id(key: str) -> str:
     return key.rsplit("/", 1)[-1].removesuffix(".json")
 
 
-def feedback_marker(item_id: str) -> str:
-    return f"{FEEDBACK_IDS}{item_id}.json"
-
-
-def model_prefix(version: str) -> str:
-    return f"{MODELS}{version}/"
-
-
-def model_record(version: str) -> str:
-    return f"{MODELS}{version}/record.json"
-
-
-def run_record(run_id: str) -> str:
-    return f"{RUNS}{run_id}/run.json"
-
-
-# runs/_slots/<n>.json: the AWS one-run-at-a-time lock; a starter owns run slot n by creating it (conditional write)
-RUN_SLOTS = "runs/_slots/"
-
-
 def run_slot(number: int) -> str:
     return f"{RUN_SLOTS}{number:08d}.json"
+
+
+dataset_prefix = _key(DATASETS, "/")
+holdout_prefix = _key(HOLDOUT, "/")
+feedback_marker = _key(FEEDBACK_IDS, ".json")
+model_prefix = _key(MODELS, "/")
+model_record = _key(MODELS, "/record.json")
+run_record = _key(RUNS, "/run.json")
 
 
 # --- Retraining workflow (issue 4) ------------------------------------------------------------------------------------
@@ -78,24 +70,14 @@ TRIGGERS_SERVED = "triggers/_served/"
 INFERENCE_CODE = "code/inference.tar.gz"  # inference/ for the SageMaker model (SAGEMAKER_SUBMIT_DIRECTORY)
 
 
-def dataset_merged_ids(version: str) -> str:
-    return f"{DATASETS}{version}/merged.json"
+dataset_merged_ids = _key(DATASETS, "/merged.json")
+trigger_key = _key(TRIGGERS, ".json")
+trigger_served_key = _key(TRIGGERS_SERVED, ".json")
+run_history = _key(RUNS, "/history.json")
 
 
 def trainset_prefix(version: str, base: str) -> str:
     return f"{TRAINSETS}{version}/{base}/"
-
-
-def trigger_key(trigger_id: str) -> str:
-    return f"{TRIGGERS}{trigger_id}.json"
-
-
-def trigger_served_key(trigger_id: str) -> str:
-    return f"{TRIGGERS_SERVED}{trigger_id}.json"
-
-
-def run_history(run_id: str) -> str:
-    return f"{RUNS}{run_id}/history.json"
 
 
 # --- Hyperparameter tuning (issue 7) ----------------------------------------------------------------------------------
@@ -105,5 +87,4 @@ TUNING = "tuning/"
 TUNING_DEFAULTS = "tuning/defaults.json"
 
 
-def tuning_study(study_id: str) -> str:
-    return f"{TUNING}{study_id}/study.json"
+tuning_study = _key(TUNING, "/study.json")
