@@ -14,6 +14,7 @@ from test_sagemaker_adapters import fill_gaps
 
 from autobert import layout
 from autobert.adapters.s3_store import S3ObjectStore
+from autobert.config import REPO_ROOT
 from autobert.workflow.errors import DeploymentError
 
 REPO_FUNCTIONS = __import__("pathlib").Path(__file__).resolve().parents[2] / "functions"
@@ -154,6 +155,21 @@ def test_only_the_steps_that_read_datasets_load_pandas():
     code = ("import sys, autobert.workflow.steps, autobert.workflow.tuning_steps; "
             "print(sorted(m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_run_starter_and_its_lambda_load_without_pandas():
+    # POST /retrain, the schedule and the end of a run go through workflow.start: importing it (and the retrain
+    # handler module) must not import pandas; only looking at the dataset does, when a request comes.
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib.util, autobert.workflow.start, autobert.workflow.rollback, autobert.bootstrap; "
+            "spec = importlib.util.spec_from_file_location('retrain_handler', 'functions/retrain.py'); "
+            "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+            "print(sorted(m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=REPO_ROOT)
     assert out.stdout.strip() == "[]"
 
 

@@ -12,6 +12,7 @@ Every function takes boto3 clients (or an ObjectStore) as arguments; nothing her
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -237,10 +238,8 @@ def wait_until(client, waiter: str, *, timeout: float, poll: float, **params: An
     """Run the client's boto3 waiter ``waiter`` with ``waiter_config(timeout, poll)``. A waiter that gives up (a
     failure state, or still waiting after its attempts) returns too: the caller describes the resource and says
     what state it is in."""
-    try:
+    with contextlib.suppress(WaiterError):
         client.get_waiter(waiter).wait(**params, WaiterConfig=waiter_config(timeout, poll))
-    except WaiterError:
-        pass
 
 
 def train_directly(sagemaker, store: ObjectStore, settings, info: StackInfo, dataset: dict, *, timeout: float,
