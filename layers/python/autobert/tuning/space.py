@@ -25,17 +25,23 @@ Kind = Literal["float", "int", "categorical"]
 Choice = str | int | float | bool
 
 
-@dataclass(frozen=True)
-class Bounds:
-    """What training/train.py accepts for one hyperparameter (mirrors its ``validate_args``), and its default."""
+@dataclass(frozen=True, kw_only=True)
+class Domain:
+    """A hyperparameter's values: a numeric range (``float`` or ``int``, ``low`` to ``high``) or ``choices``."""
 
     kind: Kind
-    default: Choice
     low: float | None = None
     high: float | None = None
+    choices: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bounds(Domain):
+    """What training/train.py accepts for one hyperparameter (mirrors its ``validate_args``), and its default."""
+
+    default: Choice
     low_open: bool = False  # low itself is not allowed
     high_open: bool = False
-    choices: tuple[Choice, ...] = ()
 
     def admits(self, value: float) -> bool:
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
@@ -51,15 +57,15 @@ class Bounds:
 # Tunable train.py hyperparameters. A name outside this table would be ignored by the training script (it skips
 # unknown arguments), so searching it would only burn compute: it is refused instead. Epochs is tuned as an int.
 TUNABLE: dict[str, Bounds] = {
-    "learning-rate": Bounds("float", 1e-4, 0.0, 1.0, low_open=True, high_open=True),
-    "batch-size": Bounds("int", 16, 1, 4096),
-    "epochs": Bounds("int", 3, 0.0, 100, low_open=True),
-    "max-length": Bounds("int", 128, 8, 512),
-    "warmup-ratio": Bounds("float", 0.06, 0.0, 1.0, high_open=True),
-    "weight-decay": Bounds("float", 0.01, 0.0, 1.0, high_open=True),
-    "attention-dropout": Bounds("float", 0.0, 0.0, 1.0, high_open=True),
-    "truncation": Bounds("categorical", "head_tail", choices=("head", "head_tail")),
-    "fusion": Bounds("categorical", True, choices=(True, False)),
+    "learning-rate": Bounds(kind="float", default=1e-4, low=0.0, high=1.0, low_open=True, high_open=True),
+    "batch-size": Bounds(kind="int", default=16, low=1, high=4096),
+    "epochs": Bounds(kind="int", default=3, low=0.0, high=100, low_open=True),
+    "max-length": Bounds(kind="int", default=128, low=8, high=512),
+    "warmup-ratio": Bounds(kind="float", default=0.06, low=0.0, high=1.0, high_open=True),
+    "weight-decay": Bounds(kind="float", default=0.01, low=0.0, high=1.0, high_open=True),
+    "attention-dropout": Bounds(kind="float", default=0.0, low=0.0, high=1.0, high_open=True),
+    "truncation": Bounds(kind="categorical", default="head_tail", choices=("head", "head_tail")),
+    "fusion": Bounds(kind="categorical", default=True, choices=(True, False)),
 }
 
 # The issue's six: learning rate, batch size, epochs, max length, warm-up, weight decay. Sized for BERT-base on a
@@ -83,14 +89,12 @@ def format_value(value: Choice) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
-class Param:
+@dataclass(frozen=True, kw_only=True)
+class Param(Domain):
+    """One searched hyperparameter: its name and range (``log``: sampled on a log scale)."""
+
     name: str
-    kind: Kind
-    low: float | None = None
-    high: float | None = None
     log: bool = False
-    choices: tuple[Choice, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         if self.kind == "categorical":
@@ -222,7 +226,7 @@ def _parse_param(name: str, entry: Any) -> Param:
         if not bounds.admits(value):
             raise TuningConfigError(f"{name}: {value} is outside what the training script accepts "
                                     f"{bounds.describe()}")
-    return Param(name, kind, float(low), float(high), log)
+    return Param(name=name, kind=kind, low=float(low), high=float(high), log=log)
 
 
 def _parse_choices(name: str, choices: Any, bounds: Bounds) -> Param:
@@ -244,7 +248,7 @@ def _parse_choices(name: str, choices: Any, bounds: Bounds) -> Param:
                                     f"{bounds.describe()}")
     if bounds.kind == "int":
         choices = [int(c) for c in choices]
-    return Param(name, "categorical", choices=tuple(choices))
+    return Param(name=name, kind="categorical", choices=tuple(choices))
 
 
 def validate_budget(trials: Any, timeout_seconds: Any) -> None:
