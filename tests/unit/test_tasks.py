@@ -50,7 +50,8 @@ def arn_of(task: Task) -> dict:
 
 
 def mismatches(config: dict, definition: dict, functions: Path = FUNCTIONS) -> list[str]:
-    """Everything in the ASL, serverless.yml and the handler files that disagrees with the registry, one line each."""
+    """Everything in the ASL, serverless.yml and the handler files that disagrees with the registry, one line each
+    (all of them at once: a task being added gets the whole list of what it still lacks)."""
     problems = []
     resources = task_resources(definition["States"])
     for state, resource in resources.items():
@@ -75,11 +76,10 @@ def mismatches(config: dict, definition: dict, functions: Path = FUNCTIONS) -> l
         fn = declared.get(task.function_key)
         if fn is None:
             problems.append(f"{task.name}: serverless.yml has no function {task.function_key}")
-            continue
-        if fn["handler"] != task.handler_path:
+        elif fn["handler"] != task.handler_path:
             problems.append(f"{task.name}: function {task.function_key} has handler {fn['handler']}, "
                             f"not {task.handler_path}")
-        if fn.get("role") != task.role:
+        if fn and fn.get("role") != task.role:
             problems.append(f"{task.name}: function {task.function_key} has role {fn.get('role')}, not its own "
                             f"{task.role}")
         elif cfn.get(task.role, {}).get("Type") != "AWS::IAM::Role":
