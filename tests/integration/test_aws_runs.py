@@ -249,3 +249,68 @@ def test_the_predict_clients_attempts_all_end_within_api_gateways_limit(endpoint
     assert worst_case_seconds(config) < API_GATEWAY_LIMIT_SECONDS
     assert config.read_timeout <= endpoint_timeout
     assert config.retries["total_max_attempts"] >= 2  # a dropped connection or a throttle still gets a retry
+
+
+# ------------------------------------------------------------------------------------------------------- rollback
+def rolled_back_world(settings, calls: list, **over):
+    """ab-1 live on the endpoint (moto, its gaps filled), ab-0 before it (retired, its artifact kept)."""
+    from autobert.bootstrap import bootstrap
+    from autobert.workflow.registry import ModelRegistry
+
+    client, deployer = deployed_ab_1(settings, calls)
+    services = bootstrap(settings.model_copy(update=over), deployer=deployer)
+    registry = ModelRegistry(services.store)
+    for version in ("ab-0", "ab-1"):
+        registry.register(version, status="candidate", model_uri=f"s3://{BUCKET}/models/{version}/model.tar.gz")
+        registry.mark_live(version)
+    return client, services, registry
+
+
+def test_a_rollback_is_a_run_opened_like_every_run_with_its_kind(aws, settings):
+    from autobert.workflow.rollback import rollback
+    from autobert.workflow.runs import RunStore, open_run
+
+    calls: list = []
+    client, services, registry = rolled_back_world(settings, calls)
+    record_trigger(services.store, "manual")
+    retrain = RunStore(services.store).get(open_run(services.store, pending_triggers(services.store),
+                                                    executor="stepfunctions")["run_id"])
+
+    def never(seconds):
+        raise AssertionError("the endpoint served the version at once: no wait")
+
+    assert rollback(services, "ab-0", sleep=never)["status"] == "live"
+    assert registry.live()["version"] == "ab-0"
+    assert [params["EndpointConfigName"] for _, params in calls] == ["autobert-ab-0"]
+    [run] = [r for r in RunStore(services.store).list() if r["run_id"] != retrain["run_id"]]
+    assert set(retrain) <= set(run)  # every field a run has
+    assert (retrain["kind"], run["kind"], run["trigger"]) == ("retrain", "rollback", "rollback")
+    assert run["status"] == "succeeded" and run["model_version"] == "ab-0" == run["live_version"]
+    assert run["live_version_before"] == "ab-1" and run["trigger_kinds"] == [] and run["full"] is False
+
+
+def test_a_rollback_waits_on_its_own_clock_and_gives_up_after_the_endpoint_wait(aws, settings):
+    from autobert.workflow.errors import DeploymentError
+    from autobert.workflow.rollback import rollback
+    from autobert.workflow.runs import RunStore
+
+    calls: list = []
+    client, services, registry = rolled_back_world(settings, calls, endpoint_max_wait_seconds=10)
+
+    def still_updating(parsed, **_):
+        if calls and "EndpointStatus" in parsed:  # after the UpdateEndpoint of the rollback: it never ends
+            parsed["EndpointStatus"] = "Updating"
+
+    client.meta.events.register("after-call.sagemaker.DescribeEndpoint", still_updating)
+    now, slept = [1000.0], []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    with pytest.raises(DeploymentError, match=r"rollback to ab-0: endpoint Updating \(timed out\)"):
+        rollback(services, "ab-0", poll_seconds=2, sleep=sleep, clock=lambda: now[0])
+    assert slept == [2] * 6  # checked at 1000, 1002, ..., 1012 s: past the 10 s wait
+    [run] = RunStore(services.store).list()
+    assert run["kind"] == "rollback" and run["status"] == "failed" and run["error"] == "DeploymentError"
+    assert registry.live()["version"] == "ab-1"

@@ -27,20 +27,34 @@ def new_run_id() -> str:
     return f"r-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
+RUN_KINDS = ("retrain", "rollback")
+
+
 def open_run(store: ObjectStore, triggers: list[dict], *, executor: str, run_id: str | None = None,
-             **fields: Any) -> dict:
-    """Create the record of a run serving ``triggers`` (oldest first) and mark them served by it; returns the
-    execution input ``{"run_id", "triggers", "full", "tune"}``. Every starter (Step Functions, the local executor)
-    opens its runs here, so every run record has the same fields. A full retrain when a trigger asks for one or no
-    model is live yet; the tuning path when a trigger asks for it (the schedule with AUTOBERT_SCHEDULE_TUNE)."""
+             kind: str = "retrain", **fields: Any) -> dict:
+    """Create the record of a run and mark the ``triggers`` it serves (oldest first) served by it; returns the
+    execution input ``{"run_id", "triggers", "full", "tune"}``. Every run opens here (Step Functions' starter, the
+    local executor, a rollback), so every run record has the same fields.
+
+    ``kind`` "retrain": the retraining state machine, serving ``triggers``: a full retrain when a trigger asks for
+    one or no model is live yet; the tuning path when a trigger asks for it (the schedule with
+    AUTOBERT_SCHEDULE_TUNE). ``kind`` "rollback": a previous version put back live at once (`autobert rollback`, the
+    console), serving no trigger: its ``trigger`` is "rollback", triggered now."""
+    if kind not in RUN_KINDS:
+        raise ValueError(f"unknown run kind {kind!r}")
+    if kind == "retrain" and not triggers:
+        raise ValueError("a retraining run serves at least one trigger")
     run_id = run_id or new_run_id()
     live = ModelRegistry(store).live()
-    full = any(t.get("full") for t in triggers) or live is None
-    tune = any(t.get("tune") for t in triggers)
+    retrain = kind == "retrain"
+    full = retrain and (any(t.get("full") for t in triggers) or live is None)
+    tune = retrain and any(t.get("tune") for t in triggers)
     ids = [t["id"] for t in triggers]
-    RunStore(store).create(run_id, trigger=triggers[0]["kind"], trigger_kinds=sorted({t["kind"] for t in triggers}),
-                           triggered_at=min(t["at"] for t in triggers), full=full, tune=tune, executor=executor,
-                           live_version_before=live["version"] if live else None, **fields)
+    RunStore(store).create(run_id, kind=kind, trigger=triggers[0]["kind"] if triggers else kind,
+                           trigger_kinds=sorted({t["kind"] for t in triggers}),
+                           triggered_at=min(t["at"] for t in triggers) if triggers else now_iso(), full=full,
+                           tune=tune, executor=executor, live_version_before=live["version"] if live else None,
+                           **fields)
     # Served from here on, even if the run dies before its first step: a broken run must not restart forever.
     mark_served(store, ids, run_id)
     return {"run_id": run_id, "triggers": ids, "full": full, "tune": tune}
