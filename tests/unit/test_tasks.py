@@ -154,7 +154,7 @@ def wrong_handler(config: dict, definition: dict) -> None:
 
 
 def extra_state(config: dict, definition: dict) -> None:
-    definition["States"]["Notify"] = {"Type": "Task", "Resource": "${NotifyFunctionArn}", "End": True}
+    definition["States"]["Unregistered"] = {"Type": "Task", "Resource": "${UnregisteredFunctionArn}", "End": True}
 
 
 def misspell_resource(config: dict, definition: dict) -> None:
@@ -178,7 +178,7 @@ OMISSIONS = {  # a change -> the problems named (their beginnings)
     "checkov notes": (without("resources.extensions.RecordFailureLambdaFunction"),
                       ["RecordFailure: resources.extensions.RecordFailureLambdaFunction (its checkov notes)"]),
     "ASL state without a task": (extra_state,
-                                 ["ASL state Notify: Resource ${NotifyFunctionArn} is no task of the registry"]),
+                                 ["ASL state Unregistered: Resource ${UnregisteredFunctionArn} is no task of"]),
     "task without an ASL state": (misspell_resource,
                                   ["ASL state RecordFailure: Resource ${RecordFailuresFunctionArn} is no task",
                                    "RecordFailure: no Task state of the ASL has Resource ${RecordFailureFunctionArn}"]),
