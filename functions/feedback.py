@@ -6,9 +6,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from autobert.api_models import FeedbackAccepted, FeedbackRequest, error, install_error_handlers, parse_json
+from autobert.api_models import FeedbackAccepted, FeedbackRequest, install_error_handlers, parse_json
 from autobert.bootstrap import bootstrap
-from autobert.feedback import FeedbackError, FeedbackStore, LiveLabels
+from autobert.feedback import FeedbackStore, LiveLabels
 
 services = bootstrap()
 settings = services.settings
@@ -34,11 +34,6 @@ def post_feedback(request: FeedbackBody) -> Response[FeedbackAccepted]:
     body = FeedbackAccepted(id=stored.id, duplicate=stored.duplicate,
                             message="already received" if stored.duplicate else "feedback stored")
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body.model_dump())
-
-
-@app.exception_handler(FeedbackError)
-def feedback_refused(exc: FeedbackError):
-    return error(exc.status, str(exc))
 
 
 @logger.inject_lambda_context

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from autobert.api_models import PredictRequest, error, install_error_handlers, parse_json
 from autobert.bootstrap import bootstrap
-from autobert.ports import EndpointRequestError, EndpointUnavailable
+from autobert.ports import EndpointUnavailable
 
 services = bootstrap()
 settings = services.settings
@@ -36,11 +36,6 @@ def endpoint_unavailable(exc: EndpointUnavailable):
     logger.warning("endpoint unavailable: %s", exc)
     metrics.add_metric(name="EndpointUnavailable", unit=MetricUnit.Count, value=1)
     return error(503, f"the model endpoint is unavailable, try again shortly ({exc})")
-
-
-@app.exception_handler(EndpointRequestError)
-def endpoint_refused(exc: EndpointRequestError):
-    return error(exc.status, str(exc))
 
 
 @logger.inject_lambda_context

@@ -47,7 +47,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from autobert.errors import AutobertError
+from autobert.errors import RequestRefused
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -63,12 +63,11 @@ _ID_RE = re.compile(ID_PATTERN)
 TOO_LONG = "text_too_long"  # the one field error answered 413, not 422
 
 
-class RequestRejected(AutobertError):
+class RequestRejected(RequestRefused):
     """A request (or stored item) that fails its model: ``status`` and a one-line ``message``."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status)
         self.message = message
 
 
@@ -285,8 +284,9 @@ def error(status: int, message: str, **extra: Any) -> Response:
 
 
 def install_error_handlers(app: APIGatewayRestResolver, routes: Mapping[str, set[str]]) -> None:
-    """JSON ``{"message"}`` errors for validation failures, unknown routes (404), wrong methods (405) and powertools'
-    ``ServiceError``s. The app must parse bodies with ``parse_json`` (``json_body_deserializer=parse_json``)."""
+    """JSON ``{"message"}`` errors for validation failures, unknown routes (404), wrong methods (405), powertools'
+    ``ServiceError``s and our ``RequestRefused``. The app must parse bodies with ``parse_json``
+    (``json_body_deserializer=parse_json``)."""
     from aws_lambda_powertools.event_handler import Response, content_types
     from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
     from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -299,6 +299,10 @@ def install_error_handlers(app: APIGatewayRestResolver, routes: Mapping[str, set
     @app.exception_handler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
         return error(exc.status_code, exc.msg)
+
+    @app.exception_handler(RequestRefused)
+    def refused(exc: RequestRefused) -> Response:
+        return error(exc.status, str(exc))
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from autobert import layout
 from autobert.api_models import FeedbackFields, FeedbackItem, RequestRejected, validate
-from autobert.errors import AutobertError
+from autobert.errors import RequestRefused
 from autobert.ports import ObjectNotFound, ObjectStore
 
 
-class FeedbackError(AutobertError):
+class FeedbackError(RequestRefused):
     """Feedback the API refuses; ``status`` is the HTTP answer (a field that fails ``FeedbackFields``: 422)."""
 
     status = 422

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from autobert.errors import AutobertError
+from autobert.errors import AutobertError, RequestRefused
 
 if TYPE_CHECKING:
     from autobert.tuning.sagemaker import TuningJobConfig, TuningJobState
@@ -28,12 +28,11 @@ class EndpointUnavailable(AutobertError):
     """The inference endpoint is down, missing or updating; callers answer 503."""
 
 
-class EndpointRequestError(AutobertError):
+class EndpointRequestError(RequestRefused):
     """The endpoint refused the request as invalid (4xx): the caller's input is at fault."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status)
 
 
 class ObjectStore(abc.ABC):
