@@ -337,7 +337,7 @@ def test_the_definition_was_validated_at_package_time(packaged):
     assert 'State machine "retrain" definition is valid' in packaged.output
 
 
-def test_the_state_machine_logs_traces_and_may_invoke_exactly_its_eight_steps(resources):
+def test_the_state_machine_logs_traces_and_may_invoke_exactly_its_task_functions(resources):
     props = resources["RetrainStateMachine"]["Properties"]
     assert props["LoggingConfiguration"]["Level"] == "ERROR"
     assert props["LoggingConfiguration"]["Destinations"] == [
@@ -349,7 +349,7 @@ def test_the_state_machine_logs_traces_and_may_invoke_exactly_its_eight_steps(re
     assert targets == {v["Fn::GetAtt"][0] for v in props["DefinitionSubstitutions"].values()}
     assert props["DefinitionSubstitutions"]["StartTuningFunctionArn"] == {
         "Fn::GetAtt": ["StartTuningLambdaFunction", "Arn"]}
-    assert len(targets) == 8
+    assert targets == {task.logical_id for task in TASKS.values()}
 
 
 def schedule_rules(resources: dict) -> dict[str, dict]:
