@@ -3,6 +3,7 @@ trigger is recorded before anything runs (so none is lost while a run holds the 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -14,7 +15,14 @@ from autobert.config import Settings
 from autobert.workflow.local import Scheduler, run_lock
 from autobert.workflow.merge import import_initial_dataset
 from autobert.workflow.start import after_feedback
-from autobert.workflow.triggers import in_window, mark_served, pending_triggers, record_trigger, threshold_reached
+from autobert.workflow.triggers import (
+    in_window,
+    mark_served,
+    pending_triggers,
+    record_trigger,
+    served_by,
+    threshold_reached,
+)
 
 
 @pytest.mark.parametrize(("now", "window", "inside"), [
@@ -57,14 +65,61 @@ def test_the_scheduler_records_one_full_retrain_per_window_and_starts_a_run(serv
     assert [t["kind"] for t in scheduler.tick()] == ["schedule"]  # the next night
 
 
-def test_the_scheduler_does_not_start_a_second_run_while_one_holds_the_lock(services):
-    started = []
-    scheduler = Scheduler(services, clock=lambda: datetime(2026, 11, 25, 3, 0, tzinfo=UTC),
-                          start_run=lambda: started.append(1))
+class Runner:
+    """What the scheduler's ``start_run`` returns: the detached runner's process, as far as the scheduler looks at
+    it (``subprocess.Popen.poll``: None while it runs)."""
+
+    def __init__(self):
+        self.returncode = None
+
+    def poll(self):
+        return self.returncode
+
+
+def test_while_a_run_holds_the_lock_the_trigger_goes_to_one_runner_waiting_for_it(services):
+    runners: list[Runner] = []
+
+    def start_run() -> Runner:
+        runners.append(Runner())
+        return runners[-1]
+
+    scheduler = Scheduler(services, clock=lambda: datetime(2026, 11, 25, 3, 0, tzinfo=UTC), start_run=start_run)
     with run_lock(services.settings.home) as held:
         assert held
+        scheduler.tick()  # the scheduler never looks at the lock: the runner takes it after this run
+        assert len(runners) == 1 and len(pending_triggers(services.store)) == 1
         scheduler.tick()
-    assert started == [] and len(pending_triggers(services.store)) == 1  # recorded, served by the holder
+        assert len(runners) == 1  # that runner still waits: no second one
+        with run_lock(services.settings.home) as other:
+            assert not other  # one holder at a time
+    runners[0].returncode = 0  # it ended, and a trigger is still pending (say its run came in after it looked)
+    scheduler.tick()
+    assert len(runners) == 2
+
+
+
+def test_the_schedulers_runner_waits_for_the_lock_then_serves_the_trigger(tmp_path):
+    from autobert.workflow.runs import RunStore
+
+    # The real detached runner (python -m autobert.workflow.local serve --wait); without Node a run fails at once.
+    services = Services(Settings(home=tmp_path, node=str(tmp_path / "no-node-here")))
+    trigger = record_trigger(services.store, "manual")
+    scheduler = Scheduler(services, clock=lambda: datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    log = tmp_path / "retrain.log"
+    with run_lock(tmp_path) as held:
+        assert held
+        scheduler.tick()
+        runner = scheduler._runner
+        deadline = time.monotonic() + 120  # the runner's start (imports), not the test's pace
+        while "waiting for the run lock" not in (log.read_text() if log.exists() else ""):
+            assert runner.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the runner never reached the lock"
+            time.sleep(0.05)
+        assert pending_triggers(services.store) == [trigger]  # nothing ran while the lock was held
+    assert runner.wait(timeout=120) == 0, log.read_text()
+    [run] = RunStore(services.store).list()
+    assert served_by(services.store, trigger["id"]) == run["run_id"] and run["error"] == "LocalRunnerError"
+    assert pending_triggers(services.store) == []
 
 
 def test_the_threshold_counts_unmerged_feedback_and_fires_once_while_pending(services):

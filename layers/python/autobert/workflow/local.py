@@ -6,14 +6,13 @@ the Lambdas (``autobert.workflow.tasks``) run with the local adapters; an except
 error name, so Retry/Catch behave as on AWS. One Node process per run, no Python process per task: the handlers
 run warm in the process that holds the run lock.
 
-Only one run at a time: a file lock (``<home>/retrain.lock``). A trigger is recorded first, then whoever gets the
-lock serves every pending trigger; the holder re-checks after releasing it, so a trigger that arrives while a run
-ends is not stranded.
+Only one run at a time: a file lock (``<home>/retrain.lock``, ``filelock.FileLock``). A trigger is recorded first,
+then whoever gets the lock serves every pending trigger; the holder re-checks after releasing it, so a trigger that
+arrives while a run ends is not stranded. Only a runner ever takes the lock (the scheduler never probes it).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT, Settings
@@ -90,20 +90,29 @@ def ensure_initial_dataset(services: Services) -> dict:
 PROGRESS_SECONDS = 2.0  # most frequent save of a running run's history (the console polls every 1.5-4 s)
 
 
+LOCK_POLL_SECONDS = 0.5  # how often a runner waiting for the lock tries it again
+
+
 @contextmanager
-def run_lock(home: Path) -> Iterator[bool]:
-    """Non-blocking: yields True if this process now holds the one-run-at-a-time lock."""
+def run_lock(home: Path, *, wait: bool = False) -> Iterator[bool]:
+    """Yields True while this process holds the one-run-at-a-time lock. Without ``wait``, False at once when another
+    holds it; with ``wait``, once the holder has released it."""
     home.mkdir(parents=True, exist_ok=True)
-    with open(home / "retrain.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(home / "retrain.lock", blocking=False, poll_interval=LOCK_POLL_SECONDS)
+    try:
+        lock.acquire()
+        held = True
+    except Timeout:
+        held = False
+        if wait:
+            logger.info("waiting for the run lock %s: a run holds it", lock.lock_file)
+            lock.acquire(blocking=True)
+            held = True
+    try:
+        yield held
+    finally:
+        if held:
+            lock.release()
 
 
 # -------------------------------------------------------------------------------------------------- the executor
@@ -157,29 +166,32 @@ class LocalWorkflow(Workflow):
             time.sleep(poll)
         raise WorkflowError(f"trigger {trigger_id}: no finished run within the time limit")
 
-    def serve_pending(self) -> list[dict]:
+    def serve_pending(self, *, wait: bool = False) -> list[dict]:
         """Run until no trigger is pending, if this process gets the lock; otherwise return at once (the holder
-        serves what is pending)."""
+        serves what is pending), or with ``wait`` first wait until the holder releases it."""
         done: list[dict] = []
         while True:
-            with run_lock(self.services.settings.home) as held:
+            with run_lock(self.services.settings.home, wait=wait) as held:
                 if not held:
                     return done
                 while pending := pending_triggers(self.store):
                     done.append(self.run(pending))
+            wait = False  # the re-check below: another runner that got the lock meanwhile serves what is pending
             if not pending_triggers(self.store):
                 return done
 
-    def start_detached(self) -> int:
-        """Serve pending triggers in a detached process (survives the caller, e.g. `autobert retrain`)."""
+    def start_detached(self, *, wait: bool = False) -> subprocess.Popen:
+        """Serve pending triggers in a detached process (survives the caller, e.g. `autobert retrain`); with
+        ``wait`` it waits for the lock instead of leaving the pending triggers to its holder."""
         s = self.services.settings
         s.home.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **settings_env(s)}
+        command = [sys.executable, "-m", "autobert.workflow.local", "serve", *(["--wait"] if wait else [])]
         with open(s.home / "retrain.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "autobert.workflow.local", "serve"], env=env,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    start_new_session=True)
         threading.Thread(target=proc.wait, daemon=True).start()
-        return proc.pid
+        return proc
 
     # One run ----------------------------------------------------------------------------------------------------
     def run(self, triggers: list[dict]) -> dict:
@@ -282,14 +294,18 @@ def run_first_model(services: Services) -> dict:
 # ---------------------------------------------------------------------------------------------------- scheduler
 class Scheduler:
     """The local stack's trigger loop: the scheduled run (once per low-traffic window), the feedback-count threshold
-    (in case the feedback path did not check), and pending triggers left by a run that ended."""
+    (in case the feedback path did not check), and pending triggers left by a run that ended.
+
+    Pending triggers go to a detached runner that waits for the run lock (``start_run``: returns the runner's
+    ``Popen``, or None when there is nothing to watch); while that runner lives, no other is started."""
 
     def __init__(self, services: Services, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 start_run: Callable[[], Any] | None = None):
+                 start_run: Callable[[], subprocess.Popen | None] | None = None):
         self.services = services
         self.clock = clock
         self.workflow = LocalWorkflow(services)
-        self.start_run = start_run or self.workflow.start_detached
+        self.start_run = start_run or (lambda: self.workflow.start_detached(wait=True))
+        self._runner: subprocess.Popen | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -303,11 +319,10 @@ class Scheduler:
                                            window=s.schedule_window))
         if current_dataset(store) and threshold_reached(store, s.feedback_threshold):
             recorded.append(record_trigger(store, "threshold", now=now, threshold=s.feedback_threshold))
-        if pending_triggers(store):
-            with run_lock(s.home) as free:
-                pass
-            if free:
-                self.start_run()
+        # No look at the lock here: taking it even for a moment could turn away a runner that is starting. The
+        # runner takes it itself, after the run that holds it (whose holder may serve these triggers first).
+        if pending_triggers(store) and (self._runner is None or self._runner.poll() is not None):
+            self._runner = self.start_run()
         return recorded
 
     def _loop(self) -> None:
@@ -333,10 +348,10 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     argv = sys.argv[1:] if argv is None else argv
-    if argv != ["serve"]:
-        print("usage: python -m autobert.workflow.local serve", file=sys.stderr)
+    if argv not in (["serve"], ["serve", "--wait"]):
+        print("usage: python -m autobert.workflow.local serve [--wait]", file=sys.stderr)
         return 2
-    for run in LocalWorkflow(bootstrap()).serve_pending():
+    for run in LocalWorkflow(bootstrap()).serve_pending(wait=argv == ["serve", "--wait"]):
         print(json.dumps({"run_id": run["run_id"], "status": run["status"]}))
     return 0
 
