@@ -8,22 +8,17 @@ A run starts unless one is running; then the trigger is recorded and the next ru
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
 
-from autobert.api_models import error
+from autobert.api_models import RetrainRequest, error, rest_app
 from autobert.bootstrap import bootstrap
 from autobert.workflow.errors import NoDatasetError
 from autobert.workflow.start import after_feedback, on_execution_end, request_run
 
 services = bootstrap()
 logger = Logger(service="retrain")
-app = APIGatewayRestResolver(enable_validation=True)
-
-
-class RetrainRequest(BaseModel):
-    full: bool = Field(False, description="Retrain from the base model on the whole dataset instead of a warm start.")
+app = rest_app({"/retrain": {"POST"}})
 
 
 @app.post("/retrain")

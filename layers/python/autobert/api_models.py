@@ -275,7 +275,27 @@ class FeedbackAccepted(BaseModel):
     message: str
 
 
+class RetrainRequest(BaseModel):
+    """The body of ``POST /retrain`` (``{}`` for a warm-start retrain)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full: bool = Field(False, description="Retrain from the base model on the whole dataset instead of a warm "
+                                                "start from the live model.")
+
+
 # ------------------------------------------------------------------------------------------------ Lambda errors
+def rest_app(routes: Mapping[str, set[str]]) -> APIGatewayRestResolver:
+    """The resolver of every API Lambda: request models validated by Powertools over bodies parsed by
+    ``parse_json``, every refusal a JSON ``{"message"}`` (``install_error_handlers``). ``routes``: the function's
+    paths and methods (serverless.yml's http events), for 404 vs 405."""
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
+    install_error_handlers(app, routes)
+    return app
+
+
 def error(status: int, message: str, **extra: Any) -> Response:
     from aws_lambda_powertools.event_handler import Response, content_types
 
