@@ -145,6 +145,13 @@ def test_a_body_over_api_gateways_10_mb_is_read_and_answered_413(stack):
                            headers={"Content-Type": "application/json", "x-api-key": KEY})
         response = connection.getresponse()
         assert (response.status, json.loads(response.read())) == (413, {"message": "Request Too Long"})
+        # Refused, not dropped: the next request goes on the same connection and is answered.
+        sock = connection.sock
+        connection.request("POST", "/predict", body=json.dumps({"text": "the shuttle reached orbit"}),
+                           headers={"Content-Type": "application/json", "x-api-key": KEY})
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["model_version"]
+        assert sock is not None and connection.sock is sock
     finally:
         connection.close()
 

@@ -174,8 +174,12 @@ def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int
             raise StackError(f"the local API cannot listen on {settings.api_host}:{settings.api_port}: {exc}"
                              ) from exc
         api.warm_up()
-        threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-        console = make_console(services, host=settings.api_host, port=settings.console_port)
+        api.start()
+        try:
+            console = make_console(services, host=settings.api_host, port=settings.console_port)
+        except OSError as exc:
+            raise StackError(f"the runs console cannot listen on {settings.api_host}:{settings.console_port}: {exc}"
+                             ) from exc
         console.start()
         logger.info("local endpoint %s, local API %s (POST /predict, /feedback, /retrain), runs console %s",
                     endpoint_url, api.url, console.url)
@@ -200,8 +204,7 @@ def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int
         if console is not None:
             console.stop()
         if api is not None:
-            api.shutdown()
-            api.server_close()
+            api.stop()
         stop_process(endpoint)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -1,6 +1,6 @@
 """The console's HTTP server: the single page (package data under ``static/``) and the JSON API it reads.
 
-Routes (all JSON unless noted):
+Routes (all JSON unless noted; GET routes answer HEAD too):
     GET  /                                  the page (text/html); /static/<file> its CSS and ES modules
     GET  /api/health                        {"ok": true, "mode": ...}
     GET  /api/statemachine                  the ASL definition (statemachines/retrain.asl.json, as deployed)
@@ -11,27 +11,37 @@ Routes (all JSON unless noted):
     GET  /api/feedback                      unmerged feedback per label, the retraining threshold
     POST /api/retrain                       start a manual retraining run
 
-Writes need ``Content-Type: application/json`` and, when the browser sends one, an ``Origin`` equal to the
+Errors are ``{"message": ...}`` with the ``ApiError``'s status; an unknown path is 404, another method on a known
+path 405. Writes need ``Content-Type: application/json`` and, when the browser sends one, an ``Origin`` equal to the
 console's own: another site open in the same browser can then neither submit a form to nor script these routes.
+
+A Starlette app (static files: Starlette's ``StaticFiles`` over the package's ``static/``) on uvicorn
+(``autobert.local_http.LocalServer``); the blocking work of each route (stores, the endpoint) runs in a worker thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import mimetypes
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT
 from autobert.console import views
 from autobert.errors import AutobertError
+from autobert.local_http import LocalServer
 from autobert.ports import EndpointUnavailable
 from autobert.workflow.errors import DeploymentError, UnknownModelVersion
 from autobert.workflow.runs import UnknownRun
@@ -39,11 +49,16 @@ from autobert.workflow.runs import UnknownRun
 logger = logging.getLogger("autobert.console")
 
 ASL_FILE = REPO_ROOT / "statemachines" / "retrain.asl.json"
+STATIC_DIR = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 64 * 1024
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-STATIC_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
-                ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+HEADERS = {  # on every answer
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                               "frame-ancestors 'none'",
+}
 
 
 class ApiError(Exception):
@@ -53,131 +68,123 @@ class ApiError(Exception):
         self.message = message
 
 
-def static_files() -> dict[str, tuple[bytes, str]]:
-    """Every file of the page, read once: name → (content, content type)."""
-    files = {}
-    for entry in resources.files("autobert.console").joinpath("static").iterdir():
-        if entry.is_file():
-            suffix = Path(entry.name).suffix
-            kind = STATIC_TYPES.get(suffix) or mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
-            files[entry.name] = (entry.read_bytes(), kind)
-    return files
+class Json(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str).encode()  # datetimes and the like as strings
 
 
-class ConsoleServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], services: Services, asl_file: Path = ASL_FILE):
-        super().__init__(address, ConsoleHandler)
-        self.services = services
-        self.asl_file = asl_file
-        self.static = static_files()
-        self.feedback = views.FeedbackCounter()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def definition(self) -> dict:
-        # Read per request: the graph always matches the file the next run executes.
-        try:
-            return json.loads(self.asl_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise ApiError(500, f"cannot read the state machine definition {self.asl_file}: {exc}") from exc
-
-    def start(self) -> threading.Thread:
-        """Serve in a daemon thread; ``stop()`` ends it."""
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="autobert-console", daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Json({"message": message}, status, headers=headers)
 
 
-class ConsoleHandler(BaseHTTPRequestHandler):
-    server: ConsoleServer
-    protocol_version = "HTTP/1.1"
+class Guard:
+    """ASGI middleware: the host check before any route, and the console's headers on every answer."""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 — the base class's signature
-        logger.debug("%s " + format, self.address_string(), *args)
+    def __init__(self, app: ASGIApp, bound_host: str, url: Callable[[], str]):
+        self.app, self.bound_host, self.url = app, bound_host, url
 
-    # Responses -------------------------------------------------------------------------------------------------
-    def _send(self, status: int, body: bytes, content_type: str, cache: str = "no-store") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", cache)
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
-                         "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
 
-    def _json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload, default=str).encode(), "application/json")
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.decode("latin-1").lower() not in HEADERS]
+                message = {**message, "headers": headers + [(k.encode(), v.encode()) for k, v in HEADERS.items()]}
+            await send(message)
 
-    # Dispatch --------------------------------------------------------------------------------------------------
-    def _dispatch(self, method: str) -> None:
-        path = unquote(urlsplit(self.path).path)
-        try:
-            self._check_host()
-            if method == "POST":
-                body = self._body()
-                self._post(path, body)
-            else:
-                self._get(path)
-        except ApiError as exc:
-            self._json(exc.status, {"message": exc.message})
-        except Exception:
-            logger.exception("console: %s %s failed", method, path)
-            self._json(500, {"message": "internal error (see the local stack's log)"})
-
-    def do_GET(self) -> None:  # noqa: N802 — http.server's naming
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch("POST")
-
-    def _unsupported(self) -> None:
-        self._json(405, {"message": f"method {self.command} not allowed"})
-
-    do_PUT = do_PATCH = do_DELETE = _unsupported  # noqa: N815
-
-    def _check_host(self) -> None:
         # DNS rebinding: a site whose name resolves to 127.0.0.1 would be same-origin with the console; its
         # requests carry its own name in Host. A loopback console answers only to loopback names.
-        bound = self.server.server_address[0]
-        if bound not in LOOPBACK:
-            return
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
-        if host and host not in LOOPBACK and host != "localhost":
-            raise ApiError(403, f"host {host!r} is not allowed: open the console at {self.server.url}")
+        if self.bound_host in LOOPBACK:
+            host = Request(scope).headers.get("host", "").rsplit(":", 1)[0].strip("[]").lower()
+            if host and host not in LOOPBACK:
+                await error(403, f"host {host!r} is not allowed: open the console at {self.url()}")(
+                    scope, receive, send_with_headers)
+                return
+        await self.app(scope, receive, send_with_headers)
 
-    def _body(self) -> dict:
-        origin = self.headers.get("Origin")
-        if origin and origin != self.server.url and origin != f"http://{self.headers.get('Host', '')}":
+
+class ConsoleApp:
+    """The console's routes over one set of services."""
+
+    def __init__(self, services: Services, host: str, url: Callable[[], str], asl_file: Path = ASL_FILE):
+        self.services = services
+        self.asl_file = asl_file
+        self.url = url
+        self.feedback = views.FeedbackCounter()
+        get, post = ["GET"], ["POST"]
+        routes = [
+            Route("/", self.page, methods=get),
+            Route("/index.html", self.page, methods=get),
+            Mount("/static", StaticFiles(directory=STATIC_DIR)),
+            Route("/api/health", self.json_route(self.health), methods=get),
+            Route("/api/statemachine", self.json_route(lambda request: self.definition()), methods=get),
+            Route("/api/runs", self.json_route(lambda request: {"runs": views.list_runs(self.services)}),
+                  methods=get),
+            Route("/api/runs/{run_id:path}", self.json_route(self.run_detail), methods=get),
+            Route("/api/models", self.json_route(lambda request: views.models_view(self.services)), methods=get),
+            Route("/api/feedback", self.json_route(lambda request: self.feedback.counts(self.services)),
+                  methods=get),
+            Route("/api/models/{version:path}/rollback", self.json_route(self.rollback, write=True), methods=post),
+            Route("/api/retrain", self.json_route(self.retrain, status=202, write=True), methods=post),
+        ]
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self.http_error, ApiError: self.api_error})
+        self.app = Guard(app, host, url)
+
+    # Errors ----------------------------------------------------------------------------------------------------
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        path = request.url.path
+        if exc.status_code == 404:
+            return error(404, f"no file {path}" if path.startswith("/static/") else
+                         f"no route {request.method} {path}")
+        if exc.status_code == 405:
+            return error(405, f"method {request.method} not allowed on {path}", exc.headers)
+        return error(exc.status_code, str(exc.detail), exc.headers)
+
+    async def api_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error(exc.status, exc.message)
+
+    # Routes ----------------------------------------------------------------------------------------------------
+    async def page(self, request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    def json_route(self, view: Callable[..., Any], status: int = 200,
+                   write: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """A route answering ``view(request[, body])``'s JSON; the view runs in a worker thread (it blocks)."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                if write:
+                    body = await self.body(request)
+                    result = await run_in_threadpool(view, request, body)
+                else:
+                    result = await run_in_threadpool(view, request)
+            except ApiError:
+                raise
+            except Exception:
+                logger.exception("console: %s %s failed", request.method, request.url.path)
+                return error(500, "internal error (see the local stack's log)")
+            return Json(result, status)
+
+        return endpoint
+
+    async def body(self, request: Request) -> dict:
+        origin = request.headers.get("origin")
+        if origin and origin != self.url() and origin != f"http://{request.headers.get('host', '')}":
             raise ApiError(403, "cross-origin requests are not allowed")
-        if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise ApiError(415, "send the request body as application/json")
-        length = self.headers.get("Content-Length") or "0"
-        if not length.isdigit():
-            raise ApiError(400, "invalid Content-Length")
-        if int(length) > MAX_BODY_BYTES:
-            self.close_connection = True
+        length = request.headers.get("content-length")
+        if length is not None and int(length) > MAX_BODY_BYTES:  # the parser refuses a non-numeric one
             raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes")
-        raw = self.rfile.read(int(length)) if int(length) else b""
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes")
         if not raw.strip():
             return {}
         try:
@@ -188,56 +195,48 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             raise ApiError(400, "the request body must be a JSON object")
         return body
 
-    def _get(self, path: str) -> None:
-        srv, services = self.server, self.server.services
-        if path in ("/", "/index.html"):
-            content, kind = srv.static["index.html"]
-            self._send(200, content, kind)
-        elif path.startswith("/static/"):
-            name = path[len("/static/"):]
-            if name not in srv.static:
-                raise ApiError(404, f"no file {path}")
-            content, kind = srv.static[name]
-            self._send(200, content, kind)
-        elif path == "/api/health":
-            from autobert.workflow.registry import ModelRegistry
+    def definition(self) -> dict:
+        # Read per request: the graph always matches the file the next run executes.
+        try:
+            return json.loads(self.asl_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ApiError(500, f"cannot read the state machine definition {self.asl_file}: {exc}") from exc
 
-            self._json(200, {"ok": True, "mode": services.settings.mode, "live": ModelRegistry(services.store).live()})
-        elif path == "/api/statemachine":
-            self._json(200, srv.definition())
-        elif path == "/api/runs":
-            self._json(200, {"runs": views.list_runs(services)})
-        elif path.startswith("/api/runs/"):
-            run_id = self._name(path[len("/api/runs/"):], "run id")
-            try:
-                self._json(200, views.run_detail(services, run_id, srv.definition()))
-            except UnknownRun:
-                raise ApiError(404, f"no run {run_id!r}") from None
-        elif path == "/api/models":
-            self._json(200, views.models_view(services))
-        elif path == "/api/feedback":
-            self._json(200, srv.feedback.counts(services))
-        else:
-            raise ApiError(404, f"no route GET {path}")
+    def health(self, request: Request) -> dict:
+        from autobert.workflow.registry import ModelRegistry
 
-    def _post(self, path: str, body: dict) -> None:
-        services = self.server.services
-        match = re.fullmatch(r"/api/models/([^/]+)/rollback", path)
-        if match:
-            self._json(200, rollback(services, self._name(match.group(1), "model version")))
-        elif path == "/api/retrain":
-            full = body.get("full", False)
-            if not isinstance(full, bool):
-                raise ApiError(400, "'full' must be true or false")
-            self._json(202, start_retrain(services, full=full))
-        else:
-            raise ApiError(404 if not path.startswith("/api/") else 405, f"no route POST {path}")
+        return {"ok": True, "mode": self.services.settings.mode, "live": ModelRegistry(self.services.store).live()}
 
-    @staticmethod
-    def _name(value: str, what: str) -> str:
-        if not NAME.match(value):
-            raise ApiError(400, f"invalid {what} {value!r}")
-        return value
+    def run_detail(self, request: Request) -> dict:
+        run_id = name_of(request.path_params["run_id"], "run id")
+        try:
+            return views.run_detail(self.services, run_id, self.definition())
+        except UnknownRun:
+            raise ApiError(404, f"no run {run_id!r}") from None
+
+    def rollback(self, request: Request, body: dict) -> dict:
+        return rollback(self.services, name_of(request.path_params["version"], "model version"))
+
+    def retrain(self, request: Request, body: dict) -> dict:
+        full = body.get("full", False)
+        if not isinstance(full, bool):
+            raise ApiError(400, "'full' must be true or false")
+        return start_retrain(self.services, full=full)
+
+
+def name_of(value: str, what: str) -> str:
+    if not NAME.match(value):
+        raise ApiError(400, f"invalid {what} {value!r}")
+    return value
+
+
+class ConsoleServer(LocalServer):
+    """The console bound to ``host:port`` (at construction): ``start()``, ``url``, ``stop()``."""
+
+    def __init__(self, address: tuple[str, int], services: Services, asl_file: Path = ASL_FILE):
+        self.console = ConsoleApp(services, address[0], lambda: self.url, asl_file)
+        self.services = services
+        super().__init__(self.console.app, *address, name="autobert-console")
 
 
 # Actions ---------------------------------------------------------------------------------------------------------
