@@ -92,20 +92,24 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return _call_api("/feedback", payload)
 
 
+def verb(parent, name: str, func, **kwargs):
+    """A command ``autobert ... <name>`` run by ``func(args)`` (its exit code): the one way verbs are declared."""
+    parser = parent.add_parser(name, **kwargs)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def add_serving_parsers(sub) -> None:
-    p = sub.add_parser("up", help="Start the local stack: the local endpoint and the local API (Ctrl-C stops both); "
-                       "trains and deploys the first model if none is live.")
-    p.set_defaults(func=cmd_up)
-    p = sub.add_parser("predict", help="POST /predict to the local API and print the JSON answer.")
+    p = verb(sub, "up", cmd_up, help="Start the local stack: the local endpoint and the local API (Ctrl-C stops "
+             "both); trains and deploys the first model if none is live.")
+    p = verb(sub, "predict", cmd_predict, help="POST /predict to the local API and print the JSON answer.")
     p.add_argument("text", help="The text to classify ('-' reads stdin).")
     p.add_argument("--top-k", type=int, default=None, help="Alternatives to return.")
-    p.set_defaults(func=cmd_predict)
-    p = sub.add_parser("feedback", help="POST /feedback (the correct label for a text) to the local API.")
+    p = verb(sub, "feedback", cmd_feedback, help="POST /feedback (the correct label for a text) to the local API.")
     p.add_argument("text", help="The text ('-' reads stdin).")
     p.add_argument("label", help="Its correct label.")
     p.add_argument("--predicted-label", help="What the model had said.")
     p.add_argument("--id", help="Idempotency key (default: derived from text + label).")
-    p.set_defaults(func=cmd_feedback)
 
 
 # --------------------------------------------------------------------------------- AWS deployment (issue 5)
@@ -162,25 +166,23 @@ def add_aws_parsers(sub) -> None:
     aws_sub = aws.add_subparsers(dest="aws_command", required=True, metavar="ACTION")
     stack_help = "CloudFormation stack (default: autobert-<AUTOBERT_AWS_STAGE>); region: AUTOBERT_REGION."
 
-    p = aws_sub.add_parser("bootstrap", help="Upload the prepared dataset and the code, run the first training, "
-                           "create the endpoint, print the API URL and key.")
+    p = verb(aws_sub, "bootstrap", cmd_aws_bootstrap, help="Upload the prepared dataset and the code, run the first "
+             "training, create the endpoint, print the API URL and key.")
     p.add_argument("--stack", help=stack_help)
     p.add_argument("--prepared", help="Prepared dataset folder (default: <home>/prepared, from `autobert prepare`).")
     p.add_argument("--direct", action="store_true", help="Train with one SageMaker training job instead of a run "
                    "of the state machine.")
     p.add_argument("--no-wait", action="store_true", help="Start the first run and return (the run creates the "
                    "endpoint itself).")
-    p.set_defaults(func=cmd_aws_bootstrap)
 
-    p = aws_sub.add_parser("status", help="Endpoint status, live model version, last runs.")
+    p = verb(aws_sub, "status", cmd_aws_status, help="Endpoint status, live model version, last runs.")
     p.add_argument("--stack", help=stack_help)
     p.add_argument("--runs", type=int, default=5, help="How many recent runs to list.")
-    p.set_defaults(func=cmd_aws_status)
 
-    p = aws_sub.add_parser("teardown", help="Delete the endpoint (and its models/configs); say what remains.")
+    p = verb(aws_sub, "teardown", cmd_aws_teardown,
+             help="Delete the endpoint (and its models/configs); say what remains.")
     p.add_argument("--stack", help=stack_help)
     p.add_argument("--endpoint", help="Endpoint name, if the stack is already gone.")
-    p.set_defaults(func=cmd_aws_teardown)
 
 
 # ------------------------------------------------------------------------------------ hyperparameter tuning (issue 7)
@@ -266,9 +268,10 @@ def cmd_tune_apply(args: argparse.Namespace) -> int:
 
 
 def add_tune_parser(sub) -> None:
-    p = sub.add_parser("tune", help="Hyperparameter tuning: run a local study (default), `tune show`, `tune apply`.",
-                       description="Run a local tuning study over training/train.py (Optuna: TPE sampler, median "
-                       "pruning after each epoch). Budget: --trials and --timeout. See docs/tuning.md.")
+    p = verb(sub, "tune", cmd_tune,
+             help="Hyperparameter tuning: run a local study (default), `tune show`, `tune apply`.",
+             description="Run a local tuning study over training/train.py (Optuna: TPE sampler, median "
+             "pruning after each epoch). Budget: --trials and --timeout. See docs/tuning.md.")
     p.add_argument("--trials", help="Most trials (default: AUTOBERT_TUNING_TRIALS).")
     p.add_argument("--timeout", help="Wall-time budget in seconds (default: AUTOBERT_TUNING_TIMEOUT_SECONDS); a "
                    "trial still running then is stopped.")
@@ -283,17 +286,14 @@ def add_tune_parser(sub) -> None:
     p.add_argument("--no-defaults-trial", action="store_true",
                    help="Do not run the current training defaults as trial 0.")
     p.add_argument("--json", action="store_true", help="Print the study record as JSON.")
-    p.set_defaults(func=cmd_tune)
     tune = p.add_subparsers(dest="tune_command", metavar="{show,apply}")
-    s = tune.add_parser("show", help="Show a study's trials and best parameters (default: the newest study).")
+    s = verb(tune, "show", cmd_tune_show, help="Show a study's trials and best parameters (default: the newest study).")
     s.add_argument("--study", help="Study id (default: the newest).")
     s.add_argument("--json", action="store_true", help="Print the study record and the saved defaults as JSON.")
-    s.set_defaults(func=cmd_tune_show)
-    a = tune.add_parser("apply", help="Save the best parameters as the defaults of the next training runs.")
+    a = verb(tune, "apply", cmd_tune_apply, help="Save the best parameters as the defaults of the next training runs.")
     a.add_argument("--study", help="Study id (default: the newest).")
     a.add_argument("--trial", type=int, help="Apply this trial instead of the best one.")
     a.add_argument("--clear", action="store_true", help="Forget the tuned defaults.")
-    a.set_defaults(func=cmd_tune_apply)
 
 
 # ------------------------------------------------------------------------------------ retraining workflow (issue 4)
@@ -381,16 +381,24 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 1 if run["status"] == "failed" else 0
 
 
+def listed_otherwise(records: list[dict], as_json: bool, empty: str) -> bool:
+    """Print ``records`` as JSON (``--json``), or ``empty`` when there are none; False leaves the table to the
+    caller."""
+    if as_json:
+        print(json.dumps(records, indent=2))
+    elif not records:
+        print(empty)
+    else:
+        return False
+    return True
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from autobert.bootstrap import bootstrap
     from autobert.workflow.registry import ModelRegistry
 
     records = ModelRegistry(bootstrap().store).list()
-    if args.json:
-        print(json.dumps(records, indent=2))
-        return 0
-    if not records:
-        print("no models yet (run `autobert up` or `autobert retrain --wait`)")
+    if listed_otherwise(records, args.json, "no models yet (run `autobert up` or `autobert retrain --wait`)"):
         return 0
     print(f"{'VERSION':<28} {'STATUS':<10} {'CREATED':<26} {'DATASET':<16} {'HOLDOUT ACC':>11} {'MACRO-F1':>9}")
     for r in records:
@@ -430,11 +438,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(_run_summary(run))
         return 0
     records = runs.list()[: args.limit]
-    if args.json:
-        print(json.dumps(records, indent=2))
-        return 0
-    if not records:
-        print("no runs yet")
+    if listed_otherwise(records, args.json, "no runs yet"):
         return 0
     print(f"{'RUN':<26} {'STATUS':<10} {'TRIGGER':<10} {'STARTED':<26} {'MODEL':<28} ERROR")
     for r in records:
@@ -444,27 +448,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def add_workflow_parsers(sub) -> None:
-    p = sub.add_parser("retrain", help="Start a retraining run now (manual trigger); queued if one is running.")
+    p = verb(sub, "retrain", cmd_retrain, help="Start a retraining run now (manual trigger); queued if one is running.")
     p.add_argument("--wait", action="store_true", help="Follow the run to its end, printing each state as it "
                    "completes, then its summary.")
     p.add_argument("--full", action="store_true", help="Retrain from the base model on the whole dataset instead of "
                    "a warm start from the live model.")
-    p.set_defaults(func=cmd_retrain)
 
-    p = sub.add_parser("models", help="List the model registry: versions, status, holdout scores.")
+    p = verb(sub, "models", cmd_models, help="List the model registry: versions, status, holdout scores.")
     p.add_argument("--json", action="store_true", help="Print the full records as JSON.")
-    p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("rollback", help="Put a previous model version back live (same update path as a run).")
+    p = verb(sub, "rollback", cmd_rollback, help="Put a previous model version back live (same update path as a run).")
     p.add_argument("version", help="Model version (see `autobert models`).")
-    p.set_defaults(func=cmd_rollback)
 
-    p = sub.add_parser("runs", help="List retraining runs; `runs show ID` for one run's states and timings.")
+    p = verb(sub, "runs", cmd_runs, help="List retraining runs; `runs show ID` for one run's states and timings.")
     p.add_argument("action", nargs="?", choices=["show"], help="show: one run in detail.")
     p.add_argument("run_id", nargs="?", help="Run id (with show).")
     p.add_argument("--limit", type=int, default=20, help="How many recent runs to list.")
     p.add_argument("--json", action="store_true", help="JSON (with show: the run and its event history).")
-    p.set_defaults(func=cmd_runs)
 
 
 # ---------------------------------------------------------------------------------------------------------- parser
@@ -472,17 +472,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autobert", description="Self-improving BERT text classifier.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("prepare", help="Load 20 Newsgroups, preprocess and export the cleaned dataset (Parquet).")
+    p = verb(sub, "prepare", cmd_prepare,
+             help="Load 20 Newsgroups, preprocess and export the cleaned dataset (Parquet).")
     p.add_argument("--source", help="A .tar.gz, an extracted folder or a URL (default: AUTOBERT_DATA_SOURCE, a local "
                    "copy, or the canonical public archive).")
     p.add_argument("--out", help="Output folder (default: <home>/prepared).")
     p.add_argument("--min-class-count", type=int, default=None, help="Drop categories with fewer documents.")
     p.add_argument("--clean", action="store_true", help="Strip headers, signature footers and quoted replies.")
-    p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="Run training/train.py locally; arguments after 'train' are passed through.")
+    p = verb(sub, "train", cmd_train, help="Run training/train.py locally; arguments after 'train' are passed through.")
     p.add_argument("train_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_train)
 
     add_serving_parsers(sub)  # local stack: up, predict, feedback (issue 3)
     add_aws_parsers(sub)  # deployed stack: aws bootstrap|status|teardown (issue 5)
