@@ -1,21 +1,16 @@
 """POST /feedback: validate, store the item durably (once per id), answer 202 with its id."""
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from autobert.api_models import FeedbackAccepted, FeedbackRequest, rest_app
+from autobert.api_models import FeedbackAccepted, FeedbackRequest, observability, rest_app
 from autobert.bootstrap import bootstrap
 from autobert.feedback import FeedbackStore, LiveLabels
 
 services = bootstrap()
 settings = services.settings
-logger = Logger(service="feedback")
-tracer = Tracer(service="feedback", disabled=settings.trace_disabled)
-# Own metric set per handler instance (see functions/predict.py).
-metrics = Metrics(provider=AmazonCloudWatchEMFProvider(namespace="autobert", service="feedback"))
+logger, tracer, metrics = observability("feedback", settings)
 app = rest_app({"/feedback": {"POST"}})
 FeedbackBody = FeedbackRequest.limited(settings)  # the request model with this deployment's text cap
 feedback = FeedbackStore(services.store, LiveLabels(services.store, settings.labels_cache_seconds),

@@ -1,21 +1,15 @@
 """POST /predict: validate, call the endpoint (SageMaker, or the local endpoint), return its predictions."""
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from autobert.api_models import PredictRequest, error, rest_app
+from autobert.api_models import PredictRequest, error, observability, rest_app
 from autobert.bootstrap import bootstrap
 from autobert.ports import EndpointUnavailable
 
 services = bootstrap()
 settings = services.settings
-logger = Logger(service="predict")
-tracer = Tracer(service="predict", disabled=settings.trace_disabled)
-# Own metric set per handler instance: the local API runs several copies of this module at once (like concurrent
-# Lambda containers), and powertools' default Metrics share one class-level dict.
-metrics = Metrics(provider=AmazonCloudWatchEMFProvider(namespace="autobert", service="predict"))
+logger, tracer, metrics = observability("predict", settings)
 app = rest_app({"/predict": {"POST"}})
 PredictBody = PredictRequest.limited(settings)  # the request model with this deployment's limits
 

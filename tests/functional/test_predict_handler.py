@@ -158,7 +158,7 @@ def test_on_aws_predict_invokes_the_sagemaker_endpoint(aws, lambda_context):
 
 
 @pytest.mark.parametrize(("code", "message", "http"), [
-    ("ValidationException", "Endpoint autobert-endpoint of account 123456789012 not found.", 400),
+    ("ValidationError", "Endpoint autobert-endpoint of account 123456789012 not found.", 400),  # InvokeEndpoint's code
     ("ModelNotReadyException", "Model not ready: the endpoint is Updating", 429),
 ])
 def test_on_aws_an_endpoint_that_cannot_serve_is_a_503(aws, lambda_context, code, message, http):

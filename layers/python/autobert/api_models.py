@@ -50,6 +50,7 @@ from pydantic_core import PydanticCustomError
 from autobert.errors import RequestRefused
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
     from autobert.config import Settings
@@ -285,6 +286,17 @@ class RetrainRequest(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------------ Lambda errors
+def observability(service: str, settings: Settings) -> tuple[Logger, Tracer, Metrics]:
+    """Powertools' logger, tracer and metrics of one API handler. The metrics are the instance's own metric set: the
+    local API runs several copies of a handler module at once (like concurrent Lambda containers), and Powertools'
+    default ``Metrics`` share one class-level dict."""
+    from aws_lambda_powertools import Logger, Metrics, Tracer
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    return (Logger(service=service), Tracer(service=service, disabled=settings.trace_disabled),
+            Metrics(provider=AmazonCloudWatchEMFProvider(namespace="autobert", service=service)))
+
+
 def rest_app(routes: Mapping[str, set[str]]) -> APIGatewayRestResolver:
     """The resolver of every API Lambda: request models validated by Powertools over bodies parsed by
     ``parse_json``, every refusal a JSON ``{"message"}`` (``install_error_handlers``). ``routes``: the function's
