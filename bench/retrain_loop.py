@@ -132,7 +132,8 @@ def smoke_inputs(home: Path) -> dict[str, str]:
 
 def feedback_items(store: LocalObjectStore, n: int, seed: int) -> list[dict]:
     """New texts with their true label: the second half of ``n`` documents of the current dataset."""
-    from autobert.workflow.merge import current_dataset, read_version
+    from autobert.workflow.datasets import current_dataset
+    from autobert.workflow.merge import read_version
 
     df, _ = read_version(store, current_dataset(store)["version"])
     sample = df.sample(n=min(n, len(df)), random_state=seed)

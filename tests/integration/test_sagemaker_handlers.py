@@ -160,13 +160,19 @@ def test_only_the_steps_that_read_datasets_load_pandas():
 
 def test_the_run_starter_and_its_lambda_load_without_pandas():
     # POST /retrain, the schedule and the end of a run go through workflow.start: importing it (and the retrain
-    # handler module) must not import pandas; only looking at the dataset does, when a request comes.
+    # handler module) must not import pandas, nor what a request then reads (the dataset pointer, the feedback count).
     import subprocess
     import sys
 
-    code = ("import sys, importlib.util, autobert.workflow.start, autobert.workflow.rollback, autobert.bootstrap; "
+    code = ("import sys, tempfile, importlib.util, autobert.workflow.start, autobert.workflow.rollback, "
+            "autobert.bootstrap; "
             "spec = importlib.util.spec_from_file_location('retrain_handler', 'functions/retrain.py'); "
             "spec.loader.exec_module(importlib.util.module_from_spec(spec)); "
+            "from autobert.adapters.local_store import LocalObjectStore; "
+            "from autobert.workflow.datasets import current_dataset; "
+            "from autobert.workflow.triggers import threshold_reached; "
+            "store = LocalObjectStore(tempfile.mkdtemp()); "
+            "assert current_dataset(store) is None and not threshold_reached(store, 1); "
             "print(sorted(m for m in ('pandas', 'numpy', 'pyarrow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                          cwd=REPO_ROOT)

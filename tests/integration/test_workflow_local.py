@@ -11,8 +11,9 @@ from serving_helpers import EndpointThread, OnLog
 from autobert.bootstrap import Services
 from autobert.config import Settings
 from autobert.feedback import FeedbackStore
+from autobert.workflow.datasets import current_dataset, unmerged_feedback_count
 from autobert.workflow.local import LocalWorkflow, run_first_model, run_lock
-from autobert.workflow.merge import current_dataset, read_version, unmerged_feedback_count
+from autobert.workflow.merge import read_version
 from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.rollback import rollback
 from autobert.workflow.runs import RunStore

@@ -16,7 +16,7 @@ from typing import Any
 from autobert import layout
 from autobert.bootstrap import Services
 from autobert.ports import ObjectNotFound
-from autobert.workflow.merge import current_dataset, feedback_keys, seen_ids
+from autobert.workflow.datasets import current_dataset, feedback_keys, seen_ids
 from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.runs import FINISHED, RunStore, is_final
 

@@ -34,8 +34,9 @@ from autobert.config import REPO_ROOT, Settings
 from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
 from autobert.errors import AutobertError
 from autobert.ports import Workflow
+from autobert.workflow.datasets import current_dataset
 from autobert.workflow.errors import WorkflowError
-from autobert.workflow.merge import current_dataset, import_initial_dataset
+from autobert.workflow.merge import import_initial_dataset
 from autobert.workflow.registry import ModelRegistry
 from autobert.workflow.runs import FINISHED, RunStore, is_final, open_run, state_timings
 from autobert.workflow.tasks import TASKS

@@ -22,6 +22,7 @@ from autobert.api_models import FeedbackItem, RequestRejected, check
 from autobert.data import DATASET_FILE, LABELS_FILE, MANIFEST_FILE
 from autobert.errors import DataError
 from autobert.ports import ObjectNotFound, ObjectStore
+from autobert.workflow.datasets import current_dataset, feedback_keys, seen_ids
 from autobert.workflow.errors import NoDatasetError
 
 HOLDOUT_FILE = "holdout.parquet"
@@ -59,37 +60,11 @@ def frame_digest(df: pd.DataFrame) -> str:
     return _digest(*rows)
 
 
-def current_dataset(store: ObjectStore) -> dict | None:
-    """``{"version", "holdout"}`` of the dataset training uses now, or None before the first import."""
-    try:
-        return store.get_json(layout.CURRENT_DATASET)
-    except ObjectNotFound:
-        return None
-
-
 def read_version(store: ObjectStore, version: str) -> tuple[pd.DataFrame, list[str]]:
     prefix = layout.dataset_prefix(version)
     df = read_parquet(store, prefix + DATASET_FILE)
     labels = store.get_json(prefix + LABELS_FILE)["labels"]
     return df, labels
-
-
-def seen_ids(store: ObjectStore, version: str) -> set[str]:
-    try:
-        return set(store.get_json(layout.dataset_merged_ids(version))["seen"])
-    except ObjectNotFound:
-        return set()
-
-
-def feedback_keys(store: ObjectStore) -> list[str]:
-    return [k for k in store.list_keys(layout.FEEDBACK)
-            if k.startswith(layout.FEEDBACK + "date=") and k.endswith(".json")]
-
-
-def unmerged_feedback_count(store: ObjectStore) -> int:
-    cur = current_dataset(store)
-    seen = seen_ids(store, cur["version"]) if cur else set()
-    return sum(1 for k in feedback_keys(store) if layout.feedback_item_id(k) not in seen)
 
 
 def _write_version(store: ObjectStore, version: str, df: pd.DataFrame, labels: list[str], manifest: dict,

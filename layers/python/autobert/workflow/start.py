@@ -37,8 +37,6 @@ class StepFunctionsWorkflow(Workflow):
         """The deployed stack has no precondition a client could check cheaply: a run's failure is recorded."""
 
     def request(self, kind: str, *, full: bool = False, wait: bool = False, **detail: Any) -> dict:
-        from autobert.workflow.merge import current_dataset  # pandas: only where a dataset is looked at
-
         if current_dataset(self.services.store) is None:
             # Before `autobert aws bootstrap` uploads the dataset every run would fail at MergeData: start none.
             raise NoDatasetError("no dataset in the bucket yet: run `autobert aws bootstrap` first")
@@ -145,7 +143,6 @@ def after_feedback(services: Services) -> dict | None:
     waits). Cheap: it lists feedback keys and reads the current dataset's merged ids. Locally the Scheduler checks
     the threshold; on AWS an EventBridge rate rule calls it through the retrain starter (``functions/retrain.py``),
     so the feedback Lambda stays free of pandas and of the workflow's permissions."""
-    from autobert.workflow.merge import current_dataset
 
     s = services.settings
     if current_dataset(services.store) is None or not threshold_reached(services.store, s.feedback_threshold):

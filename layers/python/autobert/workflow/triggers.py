@@ -72,6 +72,6 @@ def threshold_reached(store: ObjectStore, threshold: int) -> bool:
     """Enough unmerged feedback, and no threshold trigger already waiting for a run."""
     if any(t["kind"] == "threshold" for t in pending_triggers(store)):
         return False
-    from autobert.workflow.merge import unmerged_feedback_count  # pandas: not in every step's Lambda
+    from autobert.workflow.datasets import unmerged_feedback_count
 
     return unmerged_feedback_count(store) >= threshold
