@@ -63,3 +63,23 @@ def test_runs_and_models_read_the_bucket_and_need_no_stack(no_stack, capsys, arg
 def test_runs_show_of_an_unknown_run_is_one_clear_line(no_stack, capsys):
     assert cli.main(["runs", "show", "r-nope"]) == 2
     assert capsys.readouterr().err.strip() == "autobert: error: no run 'r-nope'"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("taken", ["api_port", "console_port"])
+def test_up_with_a_port_taken_stops_with_one_clear_line_and_its_endpoint(tmp_path, monkeypatch, capsys, taken):
+    import json
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        ports = {"endpoint_port": 0, "api_port": 0, "console_port": 0, taken: sock.getsockname()[1]}
+        set_env(monkeypatch, home=tmp_path, mode="local", api_host="127.0.0.1", endpoint_url="http://127.0.0.1:9",
+                schedule_enabled="false", **ports)
+        assert cli.main(["up"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()[-1]
+    what = {"api_port": "the local API", "console_port": "the runs console"}[taken]
+    assert err.startswith(f"autobert: error: {what} cannot listen on 127.0.0.1:{ports[taken]}"), captured.err
+    events = [json.loads(line)["event"] for line in captured.out.splitlines()]
+    assert events == ["stopped"]  # never "listening"

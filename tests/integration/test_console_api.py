@@ -3,6 +3,7 @@ failed run) or written through RunStore/ModelRegistry, the registry, feedback me
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -294,3 +295,35 @@ def test_a_retried_state_shows_its_retries_and_succeeds(services, console):
     assert visit["retries"] == 1 and "error" not in visit
     assert visit["retried_errors"][0]["error"] == "EndpointUnavailable"
     assert detail["states"]["WaitForEndpoint"]["outcome"] == "running"
+
+
+def test_head_answers_like_get_without_a_body(console):
+    for path in ("/", "/static/app.js", "/api/runs"):
+        head, get_ = requests.head(console.url + path, timeout=10), get(console, path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["Content-Type"] == get_.headers["Content-Type"], path
+        assert int(head.headers["Content-Length"]) == len(get_.content), path
+        assert head.headers["Cache-Control"] == "no-store" and head.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_write_over_64_kb_is_refused_413_and_the_connection_stays_usable(console):
+    connection = http.client.HTTPConnection(console.host, console.port, timeout=30)
+    try:
+        connection.request("POST", "/api/retrain", body=b" " * (2 * 1024 * 1024),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        assert response.status == 413 and "over 65536 bytes" in json.loads(response.read())["message"]
+        sock = connection.sock
+        connection.request("GET", "/api/health")
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["ok"] is True
+        assert sock is not None and connection.sock is sock  # the same connection
+    finally:
+        connection.close()
+
+
+def test_a_known_path_with_another_method_is_405_with_allow(console):
+    response = requests.post(console.url + "/api/runs", json={}, timeout=10)
+    assert response.status_code == 405 and response.json()["message"] == "method POST not allowed on /api/runs"
+    assert "GET" in response.headers["Allow"]
+    assert get(console, "/static/nope.js").json() == {"message": "no file /static/nope.js"}

@@ -5,6 +5,7 @@ concurrent invocations. The real handlers over the same server: tests/e2e/test_l
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
@@ -18,6 +19,7 @@ from osls_package import package, requires_osls
 
 from autobert.config import Settings
 from autobert.local_api import MAX_BODY_BYTES, make_api
+from autobert.local_http import bind
 from autobert.serverless_yml import HttpRoute
 
 KEY = "k-123"
@@ -219,3 +221,25 @@ def test_sixteen_concurrent_requests_run_in_sixteen_handler_instances_at_once(ap
                                  range(16)))
     assert statuses == [201] * 16
     assert len(server.pools["echo"]._idle.queue) == 16  # noqa: SLF001 — sixteen instances were made, all idle now
+
+
+def test_connections_to_a_local_server_have_nagles_algorithm_off():
+    # uvicorn writes a response's head and body separately: with Nagle on, the body waits for the client's delayed
+    # ACK (~40 ms a request). asyncio turns it off on the connections of the socket LocalServer binds (as uvicorn
+    # serves it: loop.create_server(sock=...)), which needs a socket made with proto=IPPROTO_TCP.
+    listener = bind("127.0.0.1", 0)
+    seen: list[int] = []
+
+    async def main() -> None:
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(connected, sock=listener)
+        async with server:
+            reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+            await reader.read()  # until the server closes it: the callback has run
+            writer.close()
+
+    asyncio.run(main())
+    assert seen and seen[0] != 0

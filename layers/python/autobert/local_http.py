@@ -17,9 +17,24 @@ import uvicorn
 
 
 def bind(host: str, port: int, backlog: int = 128) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (``port=0``: any free port); raises OSError (port taken, bad host)."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    return socket.create_server((host, port), family=family, backlog=backlog)
+    """A listening TCP socket on ``host:port`` (``port=0``: any free port); raises OSError (port taken, bad host).
+
+    Made with ``proto=IPPROTO_TCP`` (``socket.create_server`` leaves it 0): asyncio turns Nagle's algorithm off
+    (TCP_NODELAY) only on connections of such a socket, and uvicorn writes a response's head and body separately, so
+    with Nagle on each body would wait for the client's delayed ACK, ~40 ms per request on a kept-alive connection.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                         proto=socket.IPPROTO_TCP)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class LocalServer:
