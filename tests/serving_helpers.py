@@ -108,13 +108,13 @@ class EndpointThread:
         from autobert.endpoint_server import make_server
 
         self.server = make_server(settings or Settings(), host="127.0.0.1", port=0)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve, daemon=True)
         self.thread.start()
         self.url = self.server.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
+        self.thread.join(timeout=30)
 
 
 class UpProcess:

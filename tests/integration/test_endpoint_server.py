@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -208,7 +210,7 @@ def test_a_body_over_the_payload_limit_is_read_and_answered_413(endpoint, models
     # Before, the 413 went out on a connection closed under the client still sending (20 MB: more than the socket
     # buffers hold), which it saw as a broken pipe or a reset.
     load(endpoint, "v1", models["v1"])
-    host, port = endpoint.server.server_address[:2]
+    host, port = endpoint.server.address
     connection = http.client.HTTPConnection(host, port, timeout=30)
     try:
         connection.request("POST", "/invocations", body=b"x" * (20 * 1024 * 1024),
@@ -220,3 +222,64 @@ def test_a_body_over_the_payload_limit_is_read_and_answered_413(endpoint, models
         assert connection.getresponse().status == 200
     finally:
         connection.close()
+
+
+def test_a_body_past_the_drain_limit_is_answered_413_and_the_connection_closed(endpoint, models):
+    # Up to the drain limit the rest of an over-limit body is discarded as it arrives (above: the connection stays
+    # usable); past it the server reads none of it: it answers after the headers and closes the connection.
+    from autobert.endpoint_server import DRAIN_LIMIT_BYTES
+
+    load(endpoint, "v1", models["v1"])
+    with socket.create_connection(endpoint.server.address, timeout=30) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: endpoint\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (DRAIN_LIMIT_BYTES + 1))
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert (response.status, json.loads(response.read())) == (413, {"message": "request body over 6291456 bytes"})
+        assert response.getheader("Connection") == "close"
+        assert sock.recv(1) == b""  # closed by the server
+
+
+def asgi_request(app, method: str, path: str, client: tuple[str, int], body: bytes = b"") -> tuple[int, dict]:
+    """One request straight into the endpoint's ASGI app, as uvicorn hands it over, from the peer ``client``."""
+    messages: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "", "client": client,
+             "server": ("127.0.0.1", 8080), "headers": [(b"host", b"endpoint"), (b"content-type", b"application/json"),
+                                                        (b"content-length", str(len(body)).encode())]}
+    asyncio.run(app(scope, receive, send))
+    return messages[0]["status"], json.loads(b"".join(m.get("body", b"") for m in messages[1:]))
+
+
+@pytest.mark.parametrize("client", [("192.0.2.7", 40000), ("2001:db8::7", 40000), ("testclient", 40000)])
+def test_admin_routes_refuse_clients_that_are_not_loopback(endpoint, models, client):
+    update = json.dumps({"version": "v1", "model_uri": str(models["v1"])}).encode()
+    refused = {"message": "admin routes answer loopback clients only"}
+    assert asgi_request(endpoint.server.app, "GET", "/admin/status", client) == (403, refused)
+    assert asgi_request(endpoint.server.app, "POST", "/admin/model", client, update) == (403, refused)
+    assert endpoint.server.host.status()["status"] == "Creating"  # nothing was loaded
+    # The same requests from loopback peers are served.
+    assert asgi_request(endpoint.server.app, "GET", "/admin/status", ("::1", 40000))[0] == 200
+    assert asgi_request(endpoint.server.app, "POST", "/admin/model", ("127.0.0.1", 40000), update)[0] == 200
+    assert endpoint.server.host.status()["version"] == "v1"
+
+
+def test_kept_alive_connections_have_nagle_off(endpoint):
+    # With Nagle on, a response's body (a write after the headers' write) waits for the client's delayed ACK: ~40 ms
+    # per request on a kept-alive connection.
+    with requests.Session() as session:
+        assert session.get(f"{endpoint.url}/ping", timeout=5).status_code == 503
+        connections = list(endpoint.server.uvicorn.server_state.connections)
+        assert connections
+        for connection in connections:
+            sock = connection.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert session.get(f"{endpoint.url}/ping", timeout=5).status_code == 503  # the same connection, still open
+        assert list(endpoint.server.uvicorn.server_state.connections) == connections

@@ -10,10 +10,13 @@ Swap: the new model loads beside the old one while the old keeps serving; one po
 to it; requests already holding the old model finish on it (the swap waits for them), then the old one is freed. A
 model that fails to load leaves the old one serving; the error is returned (``wait``) and kept in the status.
 
-Batching: request threads parse and validate their own input, then hand it to one worker that runs the model. While a
-forward runs, new requests queue; the worker merges everything queued into the next forward (up to
-``AUTOBERT_ENDPOINT_MAX_BATCH_TEXTS`` texts). A lone request never waits for company, so batch-1 latency is unchanged
-and throughput under many clients rises (one batched forward beats many small ones contending for the cores).
+HTTP: a Starlette app (``create_app``) served by uvicorn (httptools parser); the blocking model work of each request
+(parse, wait for its forward, serialise) runs in a worker thread, off the event loop.
+
+Batching: each request's worker thread parses and validates its own input, then hands it to one batcher thread that
+runs the model. While a forward runs, new requests queue; the batcher merges everything queued into the next forward
+(up to ``AUTOBERT_ENDPOINT_MAX_BATCH_TEXTS`` texts). A lone request never waits for company, so batch-1 latency is
+unchanged and throughput under many clients rises (one batched forward beats many small ones contending for the cores).
 
     python -m autobert.endpoint_server --model-dir .autobert/bucket/models/v1/model --version v1 --port 0
 """
@@ -30,19 +33,27 @@ import logging
 import queue
 import shutil
 import signal
+import socket
 import sys
 import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from autobert.config import Settings, get_settings
 
@@ -284,24 +295,46 @@ class Batcher:
 
 
 # ------------------------------------------------------------------------------------------------------ HTTP server
-class EndpointServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # Many clients connect at once under load; the default backlog of 5 drops connections.
-    request_queue_size = 128
+# Threads for the blocking model work (parse, wait for the batcher's forward, serialise; a swap with ``wait``). Each
+# request in flight holds one while the batcher merges it with the others: it must exceed the concurrent clients
+# expected, or requests queue here instead of sharing a forward.
+WORKER_THREADS = 64
+
+
+class EndpointServer:
+    """The endpoint process's state (the model host, the batcher) and its Starlette app on uvicorn.
+
+    The listening socket is bound here, so the URL (port 0 resolved) is known, and a bind failure raised, before
+    ``serve`` starts; connections made meanwhile wait in the backlog."""
 
     def __init__(self, address: tuple[str, int], script: ModuleType, settings: Settings):
-        super().__init__(address, EndpointRequestHandler)
         self.script = script
         self.host = ModelHost(script, settings.endpoint_drain_timeout)
         self.batcher = Batcher(script, settings.endpoint_max_batch_texts, settings.endpoint_batch_wait_ms / 1000)
         self.batching = settings.endpoint_batching
-        if self.batching:
-            self.batcher.start()
+        self.threads = anyio.CapacityLimiter(WORKER_THREADS)
+        self.socket = listen(address)
+        self.address: tuple[str, int] = self.socket.getsockname()[:2]
+        self.app = create_app(self)
+        self.uvicorn = uvicorn.Server(uvicorn.Config(
+            self.app, http="httptools", loop="asyncio", ws="none", lifespan="on", interface="asgi3",
+            log_config=None, access_log=False, server_header=False,
+            proxy_headers=False,  # the admin routes trust the peer address itself, never a forwarded one
+            timeout_keep_alive=60,  # clients keep their connections between requests (the old server: forever)
+            timeout_graceful_shutdown=10))
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def serve(self) -> None:
+        """Serve until ``stop`` (or, in the main thread, SIGTERM/SIGINT: uvicorn's graceful stop); the batcher
+        runs meanwhile (the app's lifespan)."""
+        self.uvicorn.run(sockets=[self.socket])
+
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
         data = self.script.input_fn(body, content_type)
@@ -324,137 +357,134 @@ class EndpointServer(ThreadingHTTPServer):
 
         threading.Thread(target=run, name=f"swap-{version}", daemon=True).start()
 
-    def server_close(self) -> None:
-        self.batcher.stop()
-        super().server_close()
+
+def listen(address: tuple[str, int]) -> socket.socket:
+    """A listening TCP socket. Its protocol must be named: asyncio sets TCP_NODELAY only on connections accepted from
+    an IPPROTO_TCP socket, and without it a response (headers and body leave in separate writes) waits for the
+    client's delayed ACK, ~40 ms per request on a kept-alive connection."""
+    family, kind, proto, _, sockaddr = socket.getaddrinfo(*address, type=socket.SOCK_STREAM,
+                                                          proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(128)  # many clients connect at once under load
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-class EndpointRequestHandler(BaseHTTPRequestHandler):
-    server: EndpointServer
-    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections under load
-    # Headers and body leave in separate writes; with Nagle on, the body waits for the client's delayed ACK
-    # (~40 ms per request on a kept-alive connection).
-    disable_nagle_algorithm = True
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"message": message}, status, headers=headers)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 — the base class's signature
-        logger.debug("%s " + format, self.address_string(), *args)
 
-    # -- plumbing
-    def _send(self, status: int, body: bytes | dict, content_type: str = "application/json") -> None:
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
+async def _body(request: Request) -> bytes | Response:
+    """The request body, or the error response that refuses it."""
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        return _error(411, "Content-Length required")
+    if int(length) > MAX_PAYLOAD_BYTES:
+        # Left unread: the server discards the rest of the body as it arrives, so the client, still sending, gets the
+        # 413 on a connection that stays usable; past DRAIN_LIMIT_BYTES the connection closes after the answer.
+        return _error(413, f"request body over {MAX_PAYLOAD_BYTES} bytes",
+                      {"Connection": "close"} if int(length) > DRAIN_LIMIT_BYTES else None)
+    return await request.body()
 
-    def _error(self, status: int, message: str) -> None:
-        self._send(status, {"message": message})
 
-    def _body(self) -> bytes | None:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            self._error(411, "Content-Length required")
-            return None
-        if int(length) > MAX_PAYLOAD_BYTES:
-            # Unread, the body would be taken for the next request: dropped, or the connection closed.
-            self.close_connection = not drop_body(self.rfile, int(length))
-            self._error(413, f"request body over {MAX_PAYLOAD_BYTES} bytes")
-            return None
-        return self.rfile.read(int(length))
+def _loopback(request: Request) -> bool:
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
 
-    def _loopback(self) -> bool:
+
+def create_app(server: EndpointServer) -> Starlette:
+    """The routes (module docstring) over ``server``; the model work runs in worker threads, off the event loop."""
+
+    async def ping(request: Request) -> Response:
+        ok = server.host.current is not None
+        return JSONResponse({"status": "Healthy" if ok else "no model loaded"}, 200 if ok else 503)
+
+    async def invocations(request: Request) -> Response:
+        body = await _body(request)
+        if isinstance(body, Response):
+            return body
         try:
-            return ipaddress.ip_address(self.client_address[0]).is_loopback
-        except ValueError:
-            return False
-
-    # -- routes
-    def do_GET(self) -> None:
-        path = urlparse(self.path).path
-        if path == "/ping":
-            ok = self.server.host.current is not None
-            self._send(200 if ok else 503, {"status": "Healthy" if ok else "no model loaded"})
-        elif path == "/admin/status":
-            if not self._loopback():
-                self._error(403, "admin routes answer loopback clients only")
-                return
-            self._send(200, self.server.host.status())
-        elif path in ("/invocations", "/admin/model"):
-            self._error(405, f"method GET not allowed on {path}")
-        else:
-            self._error(404, f"no route {path}")
-
-    def do_POST(self) -> None:
-        path = urlparse(self.path).path
-        if path == "/invocations":
-            self._invocations()
-        elif path == "/admin/model":
-            self._admin_model()
-        elif path in ("/ping", "/admin/status"):
-            self._body()
-            self._error(405, f"method POST not allowed on {path}")
-        else:
-            self._body()
-            self._error(404, f"no route {path}")
-
-    def _invocations(self) -> None:
-        body = self._body()
-        if body is None:
-            return
-        try:
-            out = self.server.invoke(body, self.headers.get("Content-Type"), self.headers.get("Accept"))
+            payload, content_type = await anyio.to_thread.run_sync(
+                server.invoke, body, request.headers.get("content-type"), request.headers.get("accept"),
+                limiter=server.threads)
         except EndpointBusy as exc:
-            self._error(503, str(exc))
+            return _error(503, str(exc))
         except Exception as exc:
             status = getattr(exc, "status_code", None)
             if isinstance(status, int) and 400 <= status < 600 and hasattr(exc, "message"):
                 if status >= 500:
                     logger.error("invocation failed: %s", exc.message)
-                self._error(status, exc.message)
-            else:
-                logger.exception("invocation failed")
-                self._error(500, f"internal error in the model server ({type(exc).__name__})")
-        else:
-            self._send(200, out[0], out[1])
+                return _error(status, exc.message)
+            logger.exception("invocation failed")
+            return _error(500, f"internal error in the model server ({type(exc).__name__})")
+        return Response(payload, 200, media_type=content_type)
 
-    def _admin_model(self) -> None:
-        body = self._body()
-        if body is None:
-            return
-        if not self._loopback():
-            self._error(403, "admin routes answer loopback clients only")
-            return
+    async def admin_status(request: Request) -> Response:
+        if not _loopback(request):
+            return _error(403, "admin routes answer loopback clients only")
+        return JSONResponse(server.host.status())
+
+    async def admin_model(request: Request) -> Response:
+        body = await _body(request)
+        if isinstance(body, Response):
+            return body
+        if not _loopback(request):
+            return _error(403, "admin routes answer loopback clients only")
         try:
-            request = json.loads(body)
-            version, model_uri = request["version"], request["model_uri"]
-            wait = request.get("wait", True)
+            update = json.loads(body)
+            version, model_uri = update["version"], update["model_uri"]
+            wait = update.get("wait", True)
             if not (isinstance(version, str) and version and isinstance(model_uri, str) and model_uri
                     and isinstance(wait, bool)):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            self._error(400, 'send {"version": "<non-empty string>", "model_uri": "<folder or model.tar.gz>", '
-                             '"wait"?: true|false}')
-            return
+            return _error(400, 'send {"version": "<non-empty string>", "model_uri": "<folder or model.tar.gz>", '
+                               '"wait"?: true|false}')
         if not wait:
             try:
-                self.server.swap_in_background(version, model_uri)
+                server.swap_in_background(version, model_uri)
             except RuntimeError as exc:
-                self._error(409, str(exc))
-            else:
-                self._send(202, {"status": "Updating", "version": version})
-            return
+                return _error(409, str(exc))
+            return JSONResponse({"status": "Updating", "version": version}, 202)
         try:
-            self.server.host.swap(version, model_uri)
+            await anyio.to_thread.run_sync(server.host.swap, version, model_uri, limiter=server.threads)
         except RuntimeError as exc:
-            self._error(409, str(exc))
+            return _error(409, str(exc))
         except Exception:
-            self._error(422, self.server.host.error or "model failed to load")
-        else:
-            self._send(200, self.server.host.status())
+            return _error(422, server.host.error or "model failed to load")
+        return JSONResponse(server.host.status())
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = {404: f"no route {request.url.path}",
+                   405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
+        return _error(exc.status_code, message, exc.headers)
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        logger.error("request %s %s failed: %s", request.method, request.url.path, _one_line(exc))
+        return _error(500, f"internal error in the model server ({type(exc).__name__})")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if server.batching:
+            server.batcher.start()
+        try:
+            yield
+        finally:
+            server.batcher.stop()
+
+    return Starlette(
+        routes=[Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"]),
+                Route("/admin/model", admin_model, methods=["POST"]),
+                Route("/admin/status", admin_status, methods=["GET"])],
+        exception_handlers={HTTPException: http_error, Exception: internal_error}, lifespan=lifespan)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -488,10 +518,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"endpoint: cannot listen: {exc}", file=sys.stderr)
         return 2
 
+    # While serving, uvicorn handles SIGTERM/SIGINT (graceful stop); before and after, these: a signal before serving
+    # starts makes it stop at once, and the one uvicorn passes on once it has stopped ends nothing more (exit 0).
     def stop(*_: Any) -> None:
-        raise KeyboardInterrupt
+        server.stop()
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     # One line that parents (autobert up, tests) read to learn the port when it was 0.
     print(json.dumps({"event": "listening", "url": server.url}), flush=True)
     if args.model_dir:
@@ -499,12 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         # models/<version>/model/ is the bucket layout: the version is the parent's name there.
         server.swap_in_background(args.version or (folder.parent.name if folder.name == "model" else folder.name),
                                   args.model_dir)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    server.serve()
     return 0
 
 

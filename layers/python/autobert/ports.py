@@ -170,6 +170,12 @@ class EndpointDeployer(abc.ABC):
     def status(self) -> str:
         """``InService``, ``Updating``, ``Creating`` or ``Failed``."""
 
+    @abc.abstractmethod
+    def serving_version(self) -> str | None:
+        """The model version the endpoint serves now (None: none yet). After an update that ended InService, another
+        version than the one deployed means it was rolled back (SageMaker: the endpoint config's name; local: the
+        endpoint's status document)."""
+
 
 class Workflow(abc.ABC):
     """Serves requests for retraining runs: the state machine on Step Functions, or its local executor."""

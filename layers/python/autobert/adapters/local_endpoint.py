@@ -5,12 +5,16 @@ The endpoint process is ``autobert.endpoint_server``; ``autobert up`` starts it.
 
 from __future__ import annotations
 
-import http.client
 import json
-import threading
 from urllib.parse import urlsplit
 
+import urllib3
+from urllib3.exceptions import NewConnectionError, ProtocolError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
 from autobert.ports import EndpointClient, EndpointDeployer, EndpointRequestError, EndpointUnavailable
+
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
 class Response:
@@ -30,48 +34,35 @@ def _message(response: Response) -> str:
 
 
 class _Http:
-    """Kept-alive HTTP/1.1 connections, one per thread (http.client: a fraction of requests' per-call overhead,
-    which matters on the predict path's second hop)."""
+    """A pool of kept-alive connections to the endpoint, shared by threads (urllib3: a fraction of requests' per-call
+    overhead, which matters on the predict path's second hop). A pooled connection the endpoint closed meanwhile is
+    replaced before use."""
 
     def __init__(self, base_url: str, timeout: float):
         parts = urlsplit(base_url)
         self.base_url = base_url.rstrip("/")
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.timeout = timeout
-        self._local = threading.local()
-
-    def _connection(self, fresh: bool = False) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or fresh:
-            if conn is not None:
-                conn.close()
-            conn = self._local.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-        return conn
+        # maxsize: connections kept for reuse (more are opened under load, and closed after use).
+        self.pool = urllib3.HTTPConnectionPool(parts.hostname or "127.0.0.1", parts.port or 80, maxsize=32,
+                                               timeout=urllib3.Timeout(timeout), retries=False)
 
     def request(self, method: str, path: str, payload: dict | None = None) -> Response:
         body = json.dumps(payload).encode() if payload is not None else None
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        # A kept-alive connection the server already closed fails on first use: one retry on a fresh connection
-        # (safe: invocations have no side effects, and a swap request is idempotent per version).
+        # A connection dropped while the request was on it: one retry on a fresh connection (safe: invocations have
+        # no side effects, and a swap request is idempotent per version). Timeouts and refusals are not retried.
         for attempt in (0, 1):
-            conn = self._connection(fresh=attempt > 0)
             try:
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                return Response(response.status, response.read())
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
-                    http.client.CannotSendRequest, http.client.ResponseNotReady) as exc:
-                conn.close()
-                if attempt:
-                    raise EndpointUnavailable(f"the endpoint at {self.base_url} dropped the connection") from exc
-            except TimeoutError as exc:
-                conn.close()
-                raise EndpointUnavailable(f"the endpoint at {self.base_url} did not answer within "
-                                          f"{self.timeout:g}s") from exc
-            except OSError as exc:  # refused, unreachable
-                conn.close()
+                response = self.pool.request(method, path, body=body, headers=HEADERS)
+                return Response(response.status, response.data)
+            except NewConnectionError as exc:  # refused, unreachable (a subclass of the timeout error: first)
                 raise EndpointUnavailable(f"the endpoint at {self.base_url} is not running (start it with "
                                           "`autobert up`)") from exc
+            except Urllib3Timeout as exc:
+                raise EndpointUnavailable(f"the endpoint at {self.base_url} did not answer within "
+                                          f"{self.timeout:g}s") from exc
+            except ProtocolError as exc:
+                if attempt:
+                    raise EndpointUnavailable(f"the endpoint at {self.base_url} dropped the connection") from exc
         raise AssertionError("unreachable")
 
 
@@ -114,3 +105,6 @@ class LocalEndpointDeployer(EndpointDeployer):
 
     def status(self) -> str:
         return self.describe()["status"]
+
+    def serving_version(self) -> str | None:
+        return self.describe()["version"]

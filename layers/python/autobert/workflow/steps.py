@@ -22,7 +22,7 @@ from typing import Any
 from autobert import layout
 from autobert.bootstrap import Services
 from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE
-from autobert.ports import EndpointDeployer, TrainingJobs, TrainingJobSpec, TuningJobs
+from autobert.ports import TrainingJobs, TrainingJobSpec, TuningJobs
 from autobert.tuning.records import load_defaults_record
 from autobert.workflow.errors import DeploymentError
 from autobert.workflow.gate import Margins, decide
@@ -218,26 +218,15 @@ def update_endpoint(services: Services, event: dict) -> dict:
 
 def check_endpoint(services: Services, event: dict) -> dict:
     deploy = event["deploy"]
-    dep = services.deployer
-    status = dep.status()
+    status = services.deployer.status()
     if status == "InService":
-        current = serving_version(dep) or deploy["model_version"]
+        current = services.deployer.serving_version() or deploy["model_version"]
         if current != deploy["model_version"]:
             # The guardrails rolled the update back: the endpoint is healthy but serves the previous model.
             raise DeploymentError(f"endpoint update to {deploy['model_version']} was rolled back; "
                                   f"{current} keeps serving")
         finish_promotion(services, event["run_id"], deploy["model_version"])
     return {"status": status, "timed_out": status != "InService" and time.time() > deploy["deadline"]}
-
-
-def serving_version(dep: EndpointDeployer) -> str | None:
-    """The version the endpoint serves, where the deployer can tell (SageMaker: the endpoint config's name; the
-    local endpoint: its status document)."""
-    if hasattr(dep, "serving_version"):
-        return dep.serving_version()
-    if hasattr(dep, "describe"):
-        return dep.describe().get("version")
-    return None
 
 
 def finish_promotion(services: Services, run_id: str | None, version: str) -> None:
