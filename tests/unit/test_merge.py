@@ -10,6 +10,7 @@ import pytest
 
 from autobert import layout
 from autobert.ports import ObjectNotFound, ObjectStore
+from autobert.workflow import datasets
 from autobert.workflow import merge as m
 from autobert.workflow.errors import NoDatasetError
 
@@ -67,7 +68,7 @@ def dataset(store: ObjectStore, version: str) -> pd.DataFrame:
 
 
 def test_the_initial_import_splits_a_stratified_holdout_that_the_dataset_does_not_contain(store):
-    current = m.current_dataset(store)
+    current = datasets.current_dataset(store)
     holdout = m.read_parquet(store, layout.holdout_prefix(current["holdout"]) + m.HOLDOUT_FILE)
     train = dataset(store, current["version"])
     assert holdout["label"].value_counts().to_dict() == {"autos": 4, "space": 4}
@@ -76,12 +77,12 @@ def test_the_initial_import_splits_a_stratified_holdout_that_the_dataset_does_no
 
 
 def test_a_merge_writes_a_new_version_with_a_manifest_and_moves_the_pointer(store):
-    parent = m.current_dataset(store)["version"]
+    parent = datasets.current_dataset(store)["version"]
     add_feedback(store, "f1", "a rocket to the moon", "space")
     add_feedback(store, "f2", "a brand new topic", "cooking")
     result = m.merge_feedback(store)
     assert result.new_version and result.dataset_version != parent
-    assert m.current_dataset(store)["version"] == result.dataset_version
+    assert datasets.current_dataset(store)["version"] == result.dataset_version
     manifest = store.get_json(layout.dataset_prefix(result.dataset_version) + "manifest.json")
     assert manifest["parent"] == parent
     assert manifest["feedback"]["merged"] == ["f1", "f2"]
@@ -136,14 +137,14 @@ def test_feedback_stored_after_the_listing_is_merged_by_the_next_run(store, monk
     monkeypatch.setattr(m, "read_version", read_and_receive_more)
     first = m.merge_feedback(store)
     assert first.merged == ["f1"]
-    assert m.unmerged_feedback_count(store) == 1
+    assert datasets.unmerged_feedback_count(store) == 1
     second = m.merge_feedback(store)
     assert second.merged == ["late"] and second.parent_version == first.dataset_version
-    assert m.unmerged_feedback_count(store) == 0
+    assert datasets.unmerged_feedback_count(store) == 0
 
 
 def test_duplicates_are_dropped_within_the_batch_and_against_the_dataset(store):
-    train = dataset(store, m.current_dataset(store)["version"])
+    train = dataset(store, datasets.current_dataset(store)["version"])
     existing = train.iloc[0]
     add_feedback(store, "same-as-dataset", existing["text"], existing["label"])
     add_feedback(store, "a", "orbit  insertion burn", "space", at="2026-11-25T10:00:00+00:00")
@@ -163,7 +164,7 @@ def test_a_later_correction_of_the_same_text_wins(store):
 
 
 def test_feedback_contradicting_a_dataset_row_relabels_it_in_the_new_version(store):
-    parent = m.current_dataset(store)["version"]
+    parent = datasets.current_dataset(store)["version"]
     row = dataset(store, parent).iloc[0]
     other = "space" if row["label"] == "autos" else "autos"
     add_feedback(store, "fix", row["text"], other)
@@ -181,7 +182,7 @@ def test_invalid_feedback_is_recorded_not_merged_and_not_counted_again(store):
     result = m.merge_feedback(store)
     assert result.merged == ["ok"]
     assert [i["id"] for i in result.invalid] == ["broken", "empty"]
-    assert m.unmerged_feedback_count(store) == 0
+    assert datasets.unmerged_feedback_count(store) == 0
 
 
 def test_stored_feedback_is_checked_by_the_apis_own_rules(store):
@@ -208,7 +209,7 @@ def test_merging_without_a_dataset_is_a_clear_error():
 
 
 def test_the_warm_trainset_holds_every_change_since_the_base_plus_a_replay_sample(store):
-    base = m.current_dataset(store)["version"]
+    base = datasets.current_dataset(store)["version"]
     add_feedback(store, "f1", "a rocket to the moon", "space")
     add_feedback(store, "f2", "a brand new topic", "cooking")
     version = m.merge_feedback(store).dataset_version
@@ -231,4 +232,4 @@ def test_the_warm_trainset_holds_every_change_since_the_base_plus_a_replay_sampl
 def test_the_unmerged_count_ignores_idempotency_markers(store):
     add_feedback(store, "f1", "a rocket", "space")
     store.put_bytes(layout.feedback_marker("f1"), json.dumps({"id": "f1"}).encode())
-    assert m.unmerged_feedback_count(store) == 1
+    assert datasets.unmerged_feedback_count(store) == 1

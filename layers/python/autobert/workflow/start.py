@@ -13,6 +13,7 @@ from typing import Any
 from autobert import layout
 from autobert.bootstrap import Services
 from autobert.ports import Workflow
+from autobert.workflow.datasets import current_dataset
 from autobert.workflow.errors import NoDatasetError, WorkflowError
 from autobert.workflow.registry import now_iso
 from autobert.workflow.runs import FINISHED, RunStore, new_run_id, open_run

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from autobert import layout
 from autobert.contracts import TRIGGER_KINDS
 from autobert.ports import ObjectNotFound, ObjectStore
+from autobert.workflow.datasets import unmerged_feedback_count
 from autobert.workflow.registry import now_iso
 
 Kind = Literal["manual", "threshold", "schedule", "bootstrap"]  # = autobert.contracts.TRIGGER_KINDS
@@ -72,6 +73,4 @@ def threshold_reached(store: ObjectStore, threshold: int) -> bool:
     """Enough unmerged feedback, and no threshold trigger already waiting for a run."""
     if any(t["kind"] == "threshold" for t in pending_triggers(store)):
         return False
-    from autobert.workflow.datasets import unmerged_feedback_count
-
     return unmerged_feedback_count(store) >= threshold
