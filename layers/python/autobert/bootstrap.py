@@ -66,10 +66,12 @@ class Services:
         from autobert.adapters.local_endpoint import LocalEndpointDeployer
 
         return LocalEndpointDeployer(self.settings.resolved_endpoint_url, self.settings.endpoint_timeout)
+
     @property
     def deploy_poll_seconds(self) -> float:
         """How often a rollback re-checks the endpoint while it swaps models (SageMaker takes minutes)."""
         return 15.0 if self.aws else 0.5
+
     # --- end serving ------------------------------------------------------------------------------------------------
 
     # --- retraining workflow (issue 4) -------------------------------------------------------------------------------
