@@ -99,22 +99,17 @@ class OnLog(logging.Handler):
 
 
 class EndpointThread:
-    """The local endpoint server in this process (a thread), on a free port."""
+    """The local endpoint server in this process (a thread), on a free port (or ``port``)."""
 
-    def __init__(self, settings=None):
-        import threading
-
+    def __init__(self, settings=None, port: int = 0):
         from autobert.config import Settings
         from autobert.endpoint_server import make_server
 
-        self.server = make_server(settings or Settings(), host="127.0.0.1", port=0)
-        self.thread = threading.Thread(target=self.server.serve, daemon=True)
-        self.thread.start()
+        self.server = make_server(settings or Settings(), host="127.0.0.1", port=port).start()
         self.url = self.server.url
 
     def close(self) -> None:
         self.server.stop()
-        self.thread.join(timeout=30)
 
 
 class UpProcess:

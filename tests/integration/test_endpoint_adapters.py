@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 import requests
-from serving_helpers import REPO, make_model_folder
+from serving_helpers import REPO, EndpointThread, make_model_folder
 
 from autobert.adapters.local_endpoint import LocalEndpointClient, LocalEndpointDeployer
 from autobert.ports import EndpointRequestError, EndpointUnavailable
@@ -80,7 +82,7 @@ def test_the_deployer_swaps_the_model_and_reports_updating_then_in_service(endpo
         assert state in ("Updating", "InService") and time.monotonic() < deadline
         time.sleep(0.05)
     assert client.invoke({"text": "hello"})["model_version"] == "v2"
-    assert deployer.describe()["version"] == "v2"
+    assert deployer.describe()["version"] == "v2" and deployer.serving_version() == "v2"
 
 
 def test_the_deployer_reports_a_failed_update_and_the_old_model_keeps_serving(endpoint_process, tmp_path):
@@ -122,3 +124,104 @@ def test_a_second_update_while_one_is_loading_is_refused(endpoint_process, model
         while deployer.status() == "Updating" and time.monotonic() < deadline:
             time.sleep(0.05)
     assert deployer.describe()["version"] == "v1-again"
+
+
+# ------------------------------------------------------------------------------------------ the client's connections
+def test_the_client_keeps_its_connection_alive_and_takes_a_fresh_one_after_a_restart(models):
+    def serve_v1(endpoint: EndpointThread) -> None:
+        assert requests.post(f"{endpoint.url}/admin/model", json={"version": "v1", "model_uri": str(models["v1"])},
+                             timeout=60).status_code == 200
+
+    endpoint = EndpointThread()
+    client = LocalEndpointClient(endpoint.url)
+    try:
+        serve_v1(endpoint)
+        connections = set()  # the server's: one per TCP connection
+        for _ in range(3):
+            assert client.invoke({"text": "hello"})["model_version"] == "v1"
+            connections |= endpoint.server.http.server.server_state.connections
+        assert len(connections) == 1  # kept alive: three requests, one connection
+    finally:
+        endpoint.close()  # closes the connection the client keeps
+    endpoint = EndpointThread(port=endpoint.server.address[1])  # restarted on the same port
+    try:
+        serve_v1(endpoint)
+        # The kept connection was closed by the stopped endpoint: the client noticed, and connected afresh.
+        assert client.invoke({"text": "hello"})["model_version"] == "v1"
+    finally:
+        endpoint.close()
+
+
+class Peer:
+    """A TCP peer misbehaving as the client must survive: ``answers`` requests answered per connection, then each
+    connection is closed on its next request (a dropped connection), or, with ``answers=None``, held unanswered."""
+
+    def __init__(self, answers: int | None):
+        self.answers, self.connections = answers, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        if self.answers is None:
+            self.held.append(conn)  # never answered, never closed (until the test ends)
+            return
+        with conn, conn.makefile("rb") as reader:
+            for answered in range(self.answers + 1):
+                length = 0
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                reader.read(length)
+                if answered == self.answers:
+                    return  # the request arrived: drop the connection without an answer
+                body = json.dumps({"model_version": "peer", "predictions": []}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(body), body))
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_connection_dropped_under_a_request_is_retried_once_on_a_fresh_one():
+    peer = Peer(answers=1)
+    try:
+        client = LocalEndpointClient(peer.url)
+        assert client.invoke({"text": "a"})["model_version"] == "peer"
+        # The kept-alive connection is dropped with this request on it: the client sends it again, on a new one.
+        assert client.invoke({"text": "b"})["model_version"] == "peer"
+        assert peer.connections == 2
+    finally:
+        peer.close()
+
+
+def test_an_endpoint_that_drops_every_request_is_unavailable():
+    peer = Peer(answers=0)
+    try:
+        with pytest.raises(EndpointUnavailable, match="dropped the connection"):
+            LocalEndpointClient(peer.url).invoke({"text": "a"})
+        assert peer.connections == 2  # one retry, no more
+    finally:
+        peer.close()
+
+
+def test_an_endpoint_that_does_not_answer_in_time_is_unavailable():
+    peer = Peer(answers=None)
+    try:
+        with pytest.raises(EndpointUnavailable, match="did not answer within 0.5s"):
+            LocalEndpointDeployer(peer.url, timeout=0.5).status()
+        assert peer.connections == 1  # a timeout is not retried
+    finally:
+        peer.close()

@@ -276,10 +276,10 @@ def test_kept_alive_connections_have_nagle_off(endpoint):
     # per request on a kept-alive connection.
     with requests.Session() as session:
         assert session.get(f"{endpoint.url}/ping", timeout=5).status_code == 503
-        connections = list(endpoint.server.uvicorn.server_state.connections)
+        connections = list(endpoint.server.http.server.server_state.connections)
         assert connections
         for connection in connections:
             sock = connection.transport.get_extra_info("socket")
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         assert session.get(f"{endpoint.url}/ping", timeout=5).status_code == 503  # the same connection, still open
-        assert list(endpoint.server.uvicorn.server_state.connections) == connections
+        assert list(endpoint.server.http.server.server_state.connections) == connections

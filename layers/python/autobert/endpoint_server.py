@@ -10,8 +10,9 @@ Swap: the new model loads beside the old one while the old keeps serving; one po
 to it; requests already holding the old model finish on it (the swap waits for them), then the old one is freed. A
 model that fails to load leaves the old one serving; the error is returned (``wait``) and kept in the status.
 
-HTTP: a Starlette app (``create_app``) served by uvicorn (httptools parser); the blocking model work of each request
-(parse, wait for its forward, serialise) runs in a worker thread, off the event loop.
+HTTP: a Starlette app (``create_app``) served by uvicorn (``autobert.local_http.LocalServer``, as the local API); the
+blocking model work of each request (parse, wait for its forward, serialise) runs in a worker thread, off the event
+loop.
 
 Batching: each request's worker thread parses and validates its own input, then hands it to one batcher thread that
 runs the model. While a forward runs, new requests queue; the batcher merges everything queued into the next forward
@@ -33,13 +34,12 @@ import logging
 import queue
 import shutil
 import signal
-import socket
 import sys
 import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +48,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import anyio
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -56,24 +55,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from autobert.config import Settings, get_settings
+from autobert.local_http import LocalServer
 
 logger = logging.getLogger("autobert.endpoint")
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints refuse larger request bodies too
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # an over-limit body up to this size is read and dropped before the 413
-
-
-def drop_body(rfile: Any, length: int) -> bool:
-    """Read and drop an over-limit body of ``length`` bytes, so that the client, still sending it, gets the 413
-    instead of a reset connection. False (nothing read: close the connection) past ``DRAIN_LIMIT_BYTES``."""
-    if length > DRAIN_LIMIT_BYTES:
-        return False
-    while length > 0:
-        chunk = rfile.read(min(length, 1 << 16))
-        if not chunk:
-            return False
-        length -= len(chunk)
-    return True
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # an over-limit body up to this size is discarded, the connection kept
 
 
 class EndpointBusy(Exception):
@@ -302,10 +289,9 @@ WORKER_THREADS = 64
 
 
 class EndpointServer:
-    """The endpoint process's state (the model host, the batcher) and its Starlette app on uvicorn.
-
-    The listening socket is bound here, so the URL (port 0 resolved) is known, and a bind failure raised, before
-    ``serve`` starts; connections made meanwhile wait in the backlog."""
+    """The endpoint process's state (the model host, the batcher) and its Starlette app, served by
+    ``autobert.local_http.LocalServer`` (uvicorn in a thread; the socket is bound here: the URL, port 0 resolved, is
+    known, and a bind failure raised, before ``start``)."""
 
     def __init__(self, address: tuple[str, int], script: ModuleType, settings: Settings):
         self.script = script
@@ -313,28 +299,27 @@ class EndpointServer:
         self.batcher = Batcher(script, settings.endpoint_max_batch_texts, settings.endpoint_batch_wait_ms / 1000)
         self.batching = settings.endpoint_batching
         self.threads = anyio.CapacityLimiter(WORKER_THREADS)
-        self.socket = listen(address)
-        self.address: tuple[str, int] = self.socket.getsockname()[:2]
         self.app = create_app(self)
-        self.uvicorn = uvicorn.Server(uvicorn.Config(
-            self.app, http="httptools", loop="asyncio", ws="none", lifespan="on", interface="asgi3",
-            log_config=None, access_log=False, server_header=False,
-            proxy_headers=False,  # the admin routes trust the peer address itself, never a forwarded one
-            timeout_keep_alive=60,  # clients keep their connections between requests (the old server: forever)
-            timeout_graceful_shutdown=10))
+        self.http = LocalServer(self.app, *address, name="autobert-endpoint")
 
     @property
     def url(self) -> str:
-        host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return self.http.url
 
-    def serve(self) -> None:
-        """Serve until ``stop`` (or, in the main thread, SIGTERM/SIGINT: uvicorn's graceful stop); the batcher
-        runs meanwhile (the app's lifespan)."""
-        self.uvicorn.run(sockets=[self.socket])
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.http.host, self.http.port
+
+    def start(self) -> EndpointServer:
+        if self.batching:
+            self.batcher.start()
+        self.http.start()
+        return self
 
     def stop(self) -> None:
-        self.uvicorn.should_exit = True
+        """Graceful: in-flight requests finish (on the batcher, stopped after them)."""
+        self.http.stop()
+        self.batcher.stop()
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
         data = self.script.input_fn(body, content_type)
@@ -356,23 +341,6 @@ class EndpointServer:
                 self.host.finish()
 
         threading.Thread(target=run, name=f"swap-{version}", daemon=True).start()
-
-
-def listen(address: tuple[str, int]) -> socket.socket:
-    """A listening TCP socket. Its protocol must be named: asyncio sets TCP_NODELAY only on connections accepted from
-    an IPPROTO_TCP socket, and without it a response (headers and body leave in separate writes) waits for the
-    client's delayed ACK, ~40 ms per request on a kept-alive connection."""
-    family, kind, proto, _, sockaddr = socket.getaddrinfo(*address, type=socket.SOCK_STREAM,
-                                                          proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
-        sock.listen(128)  # many clients connect at once under load
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -471,20 +439,11 @@ def create_app(server: EndpointServer) -> Starlette:
         logger.error("request %s %s failed: %s", request.method, request.url.path, _one_line(exc))
         return _error(500, f"internal error in the model server ({type(exc).__name__})")
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if server.batching:
-            server.batcher.start()
-        try:
-            yield
-        finally:
-            server.batcher.stop()
-
     return Starlette(
         routes=[Route("/ping", ping, methods=["GET"]), Route("/invocations", invocations, methods=["POST"]),
                 Route("/admin/model", admin_model, methods=["POST"]),
                 Route("/admin/status", admin_status, methods=["GET"])],
-        exception_handlers={HTTPException: http_error, Exception: internal_error}, lifespan=lifespan)
+        exception_handlers={HTTPException: http_error, Exception: internal_error})
 
 
 def _one_line(exc: BaseException) -> str:
@@ -518,13 +477,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"endpoint: cannot listen: {exc}", file=sys.stderr)
         return 2
 
-    # While serving, uvicorn handles SIGTERM/SIGINT (graceful stop); before and after, these: a signal before serving
-    # starts makes it stop at once, and the one uvicorn passes on once it has stopped ends nothing more (exit 0).
-    def stop(*_: Any) -> None:
-        server.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # SIGTERM (autobert up stopping it) or SIGINT: stop accepting, let in-flight requests finish, exit 0.
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    server.start()
     # One line that parents (autobert up, tests) read to learn the port when it was 0.
     print(json.dumps({"event": "listening", "url": server.url}), flush=True)
     if args.model_dir:
@@ -532,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         # models/<version>/model/ is the bucket layout: the version is the parent's name there.
         server.swap_in_background(args.version or (folder.parent.name if folder.name == "model" else folder.name),
                                   args.model_dir)
-    server.serve()
+    stopping.wait()
+    server.stop()
     return 0
 
 
