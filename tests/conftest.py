@@ -38,11 +38,11 @@ def make_tiny_bert(folder: Path, num_labels: int = 2) -> Path:
 @pytest.fixture(autouse=True)
 def fresh_settings():
     """Settings are cached per process: every test reads the environment it set (via monkeypatch) afresh."""
-    from autobert.config import get_settings
+    from autobert.config import reset_settings
 
-    get_settings.cache_clear()
+    reset_settings()
     yield
-    get_settings.cache_clear()
+    reset_settings()
 
 
 @pytest.fixture(scope="session")

@@ -62,11 +62,11 @@ def rest_event(method: str, path: str, body: str | dict | None = None, headers: 
 
 def set_env(monkeypatch, **values) -> None:
     """Set AUTOBERT_* variables and make get_settings() read them again."""
-    from autobert.config import get_settings
+    from autobert.config import reset_settings
 
     for name, value in values.items():
         monkeypatch.setenv(f"AUTOBERT_{name.upper()}", str(value))
-    get_settings.cache_clear()
+    reset_settings()
 
 
 class OnLog(logging.Handler):

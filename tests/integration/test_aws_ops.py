@@ -500,11 +500,11 @@ def test_the_cli_reports_a_missing_stack_in_one_line(aws, monkeypatch, capsys):
     monkeypatch.setenv("AUTOBERT_AWS_STAGE", "nope")
     from autobert import config
 
-    config.get_settings.cache_clear()
+    config.reset_settings()
     try:
         assert main(["aws", "status"]) == 2
     finally:
-        config.get_settings.cache_clear()
+        config.reset_settings()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "stack autobert-nope not found" in err[0]
 
@@ -516,12 +516,12 @@ def test_the_cli_prints_status_and_teardown(aws, stack, monkeypatch, capsys):
     monkeypatch.setenv("AUTOBERT_REGION", REGION)
     monkeypatch.setenv("AUTOBERT_AWS_STAGE", "test")
     make_endpoint(aws["sagemaker"], stack.sagemaker_role_arn, ["v1"])
-    config.get_settings.cache_clear()
+    config.reset_settings()
     try:
         assert main(["aws", "status"]) == 0
         assert json.loads(capsys.readouterr().out)["endpoint"]["status"] == "InService"
         assert main(["aws", "teardown"]) == 0
     finally:
-        config.get_settings.cache_clear()
+        config.reset_settings()
     out = capsys.readouterr().out
     assert '"endpoint": "autobert-test"' in out and "What remains:" in out and "npx osls remove" in out

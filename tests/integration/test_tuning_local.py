@@ -16,7 +16,7 @@ import pytest
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
 from autobert.cli import main
-from autobert.config import REPO_ROOT, get_settings
+from autobert.config import REPO_ROOT, get_settings, reset_settings
 from autobert.tuning import SearchSpace, TuningError, load_defaults, load_study, parse_epoch, parse_metrics
 from autobert.tuning.local import LocalTuner
 from autobert.tuning.service import current_defaults
@@ -56,9 +56,9 @@ def home(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def settings_env(monkeypatch, home):
     monkeypatch.setenv("AUTOBERT_HOME", str(home))
-    get_settings.cache_clear()
+    reset_settings()
     yield
-    get_settings.cache_clear()
+    reset_settings()
 
 
 def tuner(home: Path, channel: Path, tiny_bert: Path, **kwargs) -> LocalTuner:

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from autobert.cli import main
-from autobert.config import get_settings
+from autobert.config import reset_settings
 from autobert.contracts import METRIC_DEFINITIONS, OBJECTIVE_METRIC
 from autobert.tuning import SearchSpace, TuningConfigError, parse_epoch, parse_metrics
 from autobert.tuning.sagemaker import TuningJobConfig, build_request, state_from_description
@@ -21,9 +21,9 @@ LINE = ("2026-11-25 10:58:02,036 INFO autobert.train: epoch=3 train_loss=1.0984 
 @pytest.fixture(autouse=True)
 def fresh_settings(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOBERT_HOME", str(tmp_path / "home"))
-    get_settings.cache_clear()
+    reset_settings()
     yield
-    get_settings.cache_clear()
+    reset_settings()
 
 
 # ------------------------------------------------------------------------------------------------------ space
@@ -227,7 +227,7 @@ def test_the_cli_refuses_bad_budgets_with_exit_2_and_one_line(argv, message, cap
 ])
 def test_the_cli_refuses_an_empty_or_inverted_space_from_settings(space, message, monkeypatch, capsys):
     monkeypatch.setenv("AUTOBERT_TUNING_SPACE", space)
-    get_settings.cache_clear()
+    reset_settings()
     assert main(["tune", "--trials", "2", "--timeout", "60"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]

@@ -5,6 +5,7 @@ Every setting is an environment variable ``AUTOBERT_<NAME>`` (for example ``AUTO
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -82,6 +83,11 @@ class Settings(BaseSettings):
     inference_script: Path = Field(REPO_ROOT / "inference" / "inference.py",
                                    description="The SageMaker inference script the local endpoint imports.")
     console_port: int = Field(3001, ge=0, le=65535, description="Local runs console port (0 = any free port).")
+
+    def as_environment(self) -> dict[str, str]:
+        """``AUTOBERT_*`` variables reproducing these settings in a child process."""
+        return {f"AUTOBERT_{name.upper()}": json.dumps(value) if isinstance(value, dict | list) else str(value)
+                for name, value in self.model_dump(mode="json").items() if value is not None}
 
     @property
     def resolved_endpoint_url(self) -> str:
@@ -194,6 +200,28 @@ class Settings(BaseSettings):
         return self.home / "cache"
 
 
+_configured: Settings | None = None
+
+
 @lru_cache
-def get_settings() -> Settings:
+def _from_environment() -> Settings:
     return Settings()
+
+
+def get_settings() -> Settings:
+    """The settings in force in this process: the ones its composition root configured (``configure``: the local
+    stack, for the Lambda handlers it hosts), else the environment's (``AUTOBERT_*``), read once."""
+    return _configured or _from_environment()
+
+
+def configure(settings: Settings | None) -> None:
+    """Make ``settings`` what ``get_settings()`` (and so a bare ``bootstrap()``) returns in this process; None goes
+    back to the environment's. A child process gets them as variables (``Settings.as_environment``)."""
+    global _configured
+    _configured = settings
+
+
+def reset_settings() -> None:
+    """Forget the configured settings and the environment's as read (tests change the environment)."""
+    configure(None)
+    _from_environment.cache_clear()

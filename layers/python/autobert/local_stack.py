@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from autobert import layout
 from autobert.bootstrap import Services, bootstrap
-from autobert.config import REPO_ROOT, Settings, get_settings
+from autobert.config import REPO_ROOT, Settings, configure, get_settings
 from autobert.errors import AutobertError
 from autobert.ports import ObjectNotFound
 
@@ -52,7 +52,8 @@ def start_endpoint(settings: Settings, live: dict | None, timeout: float = 120) 
            "--port", str(settings.endpoint_port)]
     if live:
         cmd += ["--model-dir", live["model_uri"], "--version", live["version"]]
-    env = dict(os.environ)  # the child's environment: ours plus its OpenMP policy (torch reads it at import)
+    # The child's environment: ours, the settings, and its OpenMP policy (torch reads it at import).
+    env = {**os.environ, **settings.as_environment()}
     if settings.endpoint_omp_wait_policy:
         env.setdefault("OMP_WAIT_POLICY", settings.endpoint_omp_wait_policy)
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT, env=env)
@@ -162,11 +163,11 @@ def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int
     api = console = scheduler = None
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if _main_thread() else None
     try:
-        # The handlers, the deployer and any child the workflow starts read their settings from the environment,
-        # as a Lambda does: give them the endpoint's real address (its port may have been 0 = any free port).
-        os.environ["AUTOBERT_ENDPOINT_URL"] = endpoint_url
-        get_settings.cache_clear()
-        settings = get_settings()
+        # Everything from here on uses the endpoint's real address (its port may have been 0 = any free port): the
+        # services, the Lambda handlers the local API hosts (their bare bootstrap() gets the configured settings)
+        # and every child the workflow starts (it passes the settings on as AUTOBERT_* variables).
+        settings = settings.model_copy(update={"endpoint_url": endpoint_url})
+        configure(settings)
         services = bootstrap(settings)
         try:
             api = make_api(settings)
@@ -206,6 +207,7 @@ def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int
         if api is not None:
             api.stop()
         stop_process(endpoint)
+        configure(None)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         emit(events, "stopped")

@@ -30,7 +30,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from autobert.bootstrap import Services
-from autobert.config import REPO_ROOT, Settings
+from autobert.config import REPO_ROOT
 from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
 from autobert.errors import AutobertError
 from autobert.ports import Workflow
@@ -57,16 +57,6 @@ RUNNER = REPO_ROOT / "statemachines" / "local" / "run.mjs"
 
 class LocalRunnerError(WorkflowError):
     """The local ASL interpreter could not run (Node missing, crashed, bad output)."""
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``AUTOBERT_*`` variables reproducing ``settings`` in a child process."""
-    env = {}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is None:
-            continue
-        env[f"AUTOBERT_{name.upper()}"] = json.dumps(value) if isinstance(value, dict | list) else str(value)
-    return env
 
 
 # ---------------------------------------------------------------------------------------------------- the dataset
@@ -186,7 +176,7 @@ class LocalWorkflow(Workflow):
         ``wait`` it waits for the lock instead of leaving the pending triggers to its holder."""
         s = self.services.settings
         s.home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **settings_env(s)}
+        env = {**os.environ, **s.as_environment()}
         command = [sys.executable, "-m", "autobert.workflow.local", "serve", *(["--wait"] if wait else [])]
         with open(s.home / "retrain.log", "ab") as log:
             proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
