@@ -7,9 +7,9 @@ import importlib.util
 import json
 
 import pytest
+from serving_helpers import rest_event
 
 from autobert.config import REPO_ROOT
-from serving_helpers import rest_event
 
 DEEP = "[" * 100_000 + "]" * 100_000
 
