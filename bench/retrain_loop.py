@@ -28,9 +28,6 @@ import argparse
 import json
 import os
 import platform
-import queue
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,59 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 from autobert import layout  # noqa: E402
 from autobert.adapters.local_store import LocalObjectStore  # noqa: E402
+from autobert.local_stack import StackProcess, stack_environment  # noqa: E402
 from autobert.workflow.runs import is_final  # noqa: E402
 
 SMOKE_GROUPS = ["rec.autos", "sci.space", "talk.politics.guns"]
-
-
-# ------------------------------------------------------------------------------------------------------- the stack
-class Stack:
-    """`autobert up` as a child process; its JSON event lines say where it listens and when it serves."""
-
-    def __init__(self, env: dict, log: Path, timeout: float):
-        self.log = open(log, "a")  # noqa: SIM115 — closed in stop()
-        self.process = subprocess.Popen([sys.executable, "-m", "autobert.cli", "up"], cwd=REPO, env=env,
-                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.events: queue.Queue[dict] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        serving = self.wait_for("serving", timeout)
-        self.api, self.endpoint, self.version = serving["api"], serving["endpoint"], serving["version"]
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            if line.startswith("{"):
-                self.events.put(json.loads(line))
-
-    def wait_for(self, event: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.events.get(timeout=1)
-            except queue.Empty:
-                if self.process.poll() is not None:
-                    raise SystemExit(f"autobert up exited ({self.process.returncode}); see {self.log.name}") from None
-                continue
-            if item.get("event") == event:
-                return item
-        raise SystemExit(f"no {event!r} from autobert up within {timeout:.0f}s; see {self.log.name}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
-
-
-def stack_env(home: Path, extra: dict[str, str]) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
-    env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                "AUTOBERT_API_PORT": "0",
-        "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_SCHEDULE_ENABLED": "false", "AUTOBERT_FEEDBACK_THRESHOLD": "100000",
-                **extra})
-    return env
 
 
 # ------------------------------------------------------------------------------------------------------ the inputs
@@ -218,10 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             "max-train-samples": str(args.setup_train_samples)})}
         print("setup: first model through a bootstrap run (quick full retrain; not timed)...", flush=True)
         started = time.monotonic()
-        Stack(stack_env(home, setup), log, args.timeout).stop()
+        StackProcess(stack_environment(home, **setup), serving_timeout=args.timeout, log=log).stop()
         print(f"setup: done in {time.monotonic() - started:.0f} s", flush=True)
 
-    stack = Stack(stack_env(home, extra), log, args.timeout)
+    stack = StackProcess(stack_environment(home, **extra), serving_timeout=args.timeout, log=log)
     try:
         first = stack.version
         items = feedback_items(store, n_feedback, seed=7)

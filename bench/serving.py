@@ -28,10 +28,7 @@ import contextlib
 import json
 import os
 import platform
-import queue
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from autobert import layout  # noqa: E402
 from autobert.adapters.local_store import LocalObjectStore  # noqa: E402
+from autobert.local_stack import StackProcess, stack_environment  # noqa: E402
 from autobert.modeling import META_FILE, ModelMeta, TextClassifier, encode, pad_batch  # noqa: E402
 
 CLIENTS = (1, 4, 16)
@@ -121,58 +119,19 @@ def variant(source: Path, folder: Path, max_length: int) -> Path:
 
 
 # -------------------------------------------------------------------------------------------------------- stack
-class Stack:
+class Stack(StackProcess):
     """`autobert up` as a child process on free ports, serving ``model`` from a throwaway home."""
 
     def __init__(self, home: Path, model: Path, version: str):
         LocalObjectStore(home / "bucket").put_json(layout.LIVE_MODEL, {"version": version, "model_uri": str(model)})
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
-        env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                    "AUTOBERT_API_PORT": "0",
-        "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_MAX_TEXT_CHARS": "1000000",
-                    "AUTOBERT_ENDPOINT_OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],
-                    # The local workflow's scheduler, if `up` runs one, must not start retraining mid-benchmark.
-                    "AUTOBERT_SCHEDULE_ENABLED": "false", "AUTOBERT_FEEDBACK_THRESHOLD": "1000000000"})
-        self.log = open(home / "stack.log", "w")  # noqa: SIM115 — closed in stop()
-        self.process = subprocess.Popen([sys.executable, "-m", "autobert.cli", "up"], cwd=REPO, env=env,
-                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
-        events: queue.Queue[dict] = queue.Queue()
-        threading.Thread(target=self._read, args=(events,), daemon=True).start()
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                event = events.get(timeout=1)
-            except queue.Empty:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"autobert up failed; see {home / 'stack.log'}") from None
-                continue
-            if event["event"] == "serving":
-                self.api, self.endpoint = event["api"], event["endpoint"]
-                return
-
-    def _read(self, events: queue.Queue) -> None:
-        # The stack's stdout also carries the handlers' JSON logs and metrics: keep reading (a full pipe would stall
-        # the stack) and pick out the stack's own event lines.
-        for line in self.process.stdout:
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(item, dict) and "event" in item:
-                events.put(item)
+        super().__init__(stack_environment(home, AUTOBERT_MAX_TEXT_CHARS="1000000",
+                                           AUTOBERT_ENDPOINT_OMP_WAIT_POLICY=os.environ["OMP_WAIT_POLICY"]),
+                         serving_timeout=300, log=home / "stack.log")
 
     def swap(self, version: str, model: Path) -> None:
         response = requests.post(f"{self.endpoint}/admin/model", json={"version": version, "model_uri": str(model)},
                                  timeout=300)
         response.raise_for_status()
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 # ---------------------------------------------------------------------------------------------------- measuring

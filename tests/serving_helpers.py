@@ -5,11 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import queue
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -112,31 +109,3 @@ class EndpointThread:
         self.server.stop()
 
 
-class UpProcess:
-    """`autobert up` as a child process; its stdout carries one JSON event per line (listening, serving, stopped)."""
-
-    def __init__(self, env: dict, serving_timeout: float):
-        self.env = env
-        self.process = subprocess.Popen([sys.executable, "-m", "autobert.cli", "up"], cwd=REPO, env=env,
-                                        stdout=subprocess.PIPE, text=True)
-        self.events: queue.Queue[dict] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        serving = self.wait_for("serving", serving_timeout)
-        self.api, self.endpoint, self.version = serving["api"], serving["endpoint"], serving["version"]
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            if line.startswith("{"):
-                self.events.put(json.loads(line))
-
-    def wait_for(self, event: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.events.get(timeout=0.5)
-            except queue.Empty:
-                assert self.process.poll() is None, f"autobert up exited with {self.process.returncode}"
-                continue
-            if item["event"] == event:
-                return item
-        raise AssertionError(f"no {event!r} event from autobert up within {timeout}s")

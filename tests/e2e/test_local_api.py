@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,25 +16,22 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from serving_helpers import LABELS, REPO, UpProcess, make_model_folder
+from serving_helpers import LABELS, REPO, make_model_folder
 
 from autobert import layout
 from autobert.adapters.local_endpoint import LocalEndpointDeployer
 from autobert.adapters.local_store import LocalObjectStore
+from autobert.local_stack import StackProcess, stack_environment
 
 KEY = "local-secret-key"
 
 
 def stack_env(home, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
-    # No scheduled run: the suite may run at any hour, inside the low-traffic window too.
-    env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
-                "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_API_KEY": KEY,
-                "AUTOBERT_MAX_TEXT_CHARS": "2000", "AUTOBERT_SCHEDULE_ENABLED": "false", **extra})
-    return env
+    # No scheduled run (stack_environment): the suite may run at any hour, inside the low-traffic window too.
+    return stack_environment(home, AUTOBERT_API_KEY=KEY, AUTOBERT_MAX_TEXT_CHARS="2000", **extra)
 
 
-class Stack(UpProcess):
+class Stack(StackProcess):
     def __init__(self, home):
         self.home = home
         super().__init__(stack_env(home), serving_timeout=120)
@@ -65,9 +61,7 @@ def stack(tmp_path_factory, models):
     store.put_json(layout.LIVE_MODEL, {"version": "v1", "model_uri": str(models["v1"])})
     running = Stack(home)
     yield running
-    if running.process.poll() is None:
-        running.process.send_signal(signal.SIGINT)
-        running.process.wait(timeout=30)
+    running.stop()
 
 
 def test_up_serves_predictions_over_http_from_the_live_model(stack):

@@ -6,9 +6,7 @@ view (runs, models) and a rollback."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -16,10 +14,11 @@ import time
 
 import pytest
 import requests
-from serving_helpers import REPO, UpProcess
+from serving_helpers import REPO
 
 from autobert import layout
 from autobert.adapters.local_store import LocalObjectStore
+from autobert.local_stack import StackProcess, stack_environment
 from autobert.workflow.runs import is_final
 
 TEXT = "zebra xylophone quokka marmalade zeppelin"
@@ -30,10 +29,7 @@ HAPPY_PATH = ["MergeData", "TrainOrTune", "StartTraining", "WaitForTraining", "C
 
 
 def env_for(home, tiny_bert, small_dataset) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
-    env.update({
-        "AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0", "AUTOBERT_API_PORT": "0",
-        "AUTOBERT_CONSOLE_PORT": "0",
+    return stack_environment(home, **{
         "AUTOBERT_MODEL_NAME": str(tiny_bert), "AUTOBERT_SEED_DATASET": str(small_dataset),
         "AUTOBERT_HOLDOUT_FRACTION": "0.2", "AUTOBERT_TRAIN_EPOCHS": "3", "AUTOBERT_WARM_EPOCHS": "8",
         "AUTOBERT_TRAIN_LEARNING_RATE": "0.003", "AUTOBERT_WARM_LEARNING_RATE": "0.005",
@@ -42,10 +38,9 @@ def env_for(home, tiny_bert, small_dataset) -> dict:
         "AUTOBERT_GATE_ACCURACY_MARGIN": "0.5", "AUTOBERT_GATE_MACRO_F1_MARGIN": "0.5",
         "AUTOBERT_GATE_CLASS_F1_MARGIN": "0.5", "AUTOBERT_SCHEDULE_ENABLED": "false",
         "AUTOBERT_FEEDBACK_THRESHOLD": "1000"})
-    return env
 
 
-class Stack(UpProcess):
+class Stack(StackProcess):
     def __init__(self, env: dict):
         super().__init__(env, serving_timeout=240)
 
@@ -64,9 +59,7 @@ def stack(tmp_path_factory, tiny_bert, small_dataset):
     running = Stack(env_for(home, tiny_bert, small_dataset))
     running.store = LocalObjectStore(home / "bucket")
     yield running
-    if running.process.poll() is None:
-        running.process.send_signal(signal.SIGINT)
-        running.process.wait(timeout=30)
+    running.stop()
 
 
 def visited(run: dict) -> list[str]:

@@ -9,11 +9,13 @@ import io
 import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from autobert import layout
@@ -23,6 +25,7 @@ from autobert.errors import AutobertError
 from autobert.ports import ObjectNotFound
 
 logger = logging.getLogger("autobert.up")
+
 
 class StackError(AutobertError):
     """The local stack could not start (port taken, endpoint crashed, first model failed)."""
@@ -108,6 +111,67 @@ def emit(stream: TextIO, event: str, **fields: Any) -> None:
     """One JSON line per milestone (scripts and tests read them from `autobert up`'s stdout)."""
     stream.write(json.dumps({"event": event, **fields}) + "\n")
     stream.flush()
+
+
+def stack_environment(home: Path, **settings: str) -> dict[str, str]:
+    """The environment of an `autobert up` child with its own ``home`` on free ports and no scheduled or threshold
+    run (``settings``: more ``AUTOBERT_*`` variables): ours without any ``AUTOBERT_*`` variable, plus those."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
+    env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
+                "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_SCHEDULE_ENABLED": "false",
+                "AUTOBERT_FEEDBACK_THRESHOLD": "1000000000", **settings})
+    return env
+
+
+class StackProcess:
+    """`autobert up` as a child process (benchmarks and end-to-end tests drive the stack as a user does), followed
+    through the JSON event lines of its stdout (``emit``: listening, serving, stopped). Returns once it serves."""
+
+    def __init__(self, env: dict[str, str], *, serving_timeout: float, log: Path | None = None):
+        self.env = env
+        self.log = open(log, "a") if log else None  # noqa: SIM115 — closed in stop()
+        self.process = subprocess.Popen([sys.executable, "-m", "autobert.cli", "up"], cwd=REPO_ROOT, env=env,
+                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.events: queue.Queue[dict] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        serving = self.wait_for("serving", serving_timeout)
+        self.api, self.endpoint, self.version = serving["api"], serving["endpoint"], serving["version"]
+
+    def _read(self) -> None:
+        # Keep reading to the end (a full pipe would stall the stack) and pick out the event lines.
+        for line in self.process.stdout:
+            with contextlib.suppress(ValueError):
+                item = json.loads(line)
+                if isinstance(item, dict) and "event" in item:
+                    self.events.put(item)
+
+    def wait_for(self, event: str, timeout: float) -> dict:
+        """The next ``event`` line; StackError if the stack exits first or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                item = self.events.get(timeout=0.5)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    raise StackError(f"autobert up exited ({self.process.returncode})"
+                                     f"{f'; see {self.log.name}' if self.log else ''}") from None
+                continue
+            if item["event"] == event:
+                return item
+        raise StackError(f"no {event!r} from autobert up within {timeout:.0f}s")
+
+    def stop(self, timeout: float = 60) -> int:
+        """Ctrl-C, as a user stops it; killed if it has not stopped after ``timeout`` seconds. Its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log:
+            self.log.close()
+        return self.process.returncode
 
 
 class LineWriter(io.TextIOBase):
