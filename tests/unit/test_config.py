@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from autobert.bootstrap import bootstrap
+import pytest
+
+from autobert.bootstrap import NotLocalMode, bootstrap, bootstrap_local_stack
 from autobert.config import Settings, configure, get_settings, reset_settings
 
 
@@ -30,3 +32,9 @@ def test_a_child_given_the_settings_as_environment_reads_the_same_settings(tmp_p
                           "print(get_settings().model_dump_json())"], env=env, capture_output=True, text=True,
                          check=True, timeout=60)
     assert Settings.model_validate_json(out.stdout) == settings
+
+
+def test_the_local_stack_refuses_aws_settings_with_what_to_do(tmp_path):
+    with pytest.raises(NotLocalMode, match="AUTOBERT_MODE=aws deploy with serverless"):
+        bootstrap_local_stack(Settings(home=tmp_path, mode="aws", bucket="b"))
+    assert bootstrap_local_stack(Settings(home=tmp_path)).settings.mode == "local"

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from autobert.config import Settings, get_settings
+from autobert.errors import AutobertError
 from autobert.ports import EndpointClient, EndpointDeployer, ObjectStore, TrainingJobs, TuningJobs, Workflow
 
 
@@ -116,6 +117,18 @@ class Services:
 
         return StepFunctionsRuns(self.client("stepfunctions"), self.settings.state_machine_arn)
     # --- end retraining workflow -------------------------------------------------------------------------------------
+
+
+class NotLocalMode(AutobertError):
+    """The local stack was asked for with AWS settings."""
+
+
+def bootstrap_local_stack(settings: Settings) -> Services:
+    """The services of the embedded local stack (`autobert up`), which only the local adapters can serve."""
+    if settings.mode != "local":
+        raise NotLocalMode("`autobert up` runs the local stack; with AUTOBERT_MODE=aws deploy with serverless "
+                           "instead (docs/deploy.md)")
+    return bootstrap(settings)
 
 
 def bootstrap(settings: Settings | None = None, **adapters: Any) -> Services:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from autobert import layout
-from autobert.bootstrap import Services, bootstrap
+from autobert.bootstrap import Services, bootstrap, bootstrap_local_stack
 from autobert.config import REPO_ROOT, Settings, configure, get_settings
 from autobert.errors import AutobertError
 from autobert.ports import ObjectNotFound
@@ -218,9 +218,7 @@ def _up(settings: Settings, events: TextIO, stop: threading.Event | None) -> int
     from autobert.local_api import make_api
     from autobert.workflow.local import Scheduler
 
-    if settings.mode != "local":
-        raise StackError("`autobert up` runs the local stack; with AUTOBERT_MODE=aws deploy with serverless instead")
-    services = bootstrap(settings)
+    services = bootstrap_local_stack(settings)
     live = live_model(services)
     stop = stop or threading.Event()
     endpoint, endpoint_url = start_endpoint(settings, live)
