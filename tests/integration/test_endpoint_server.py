@@ -271,6 +271,13 @@ def test_admin_routes_refuse_clients_that_are_not_loopback(endpoint, models, cli
     assert endpoint.server.host.status()["version"] == "v1"
 
 
+def test_a_forwarded_for_header_does_not_change_who_the_peer_is(endpoint):
+    # The local servers trust no proxy: a loopback client naming another address in X-Forwarded-For is still the
+    # loopback peer it is (and a remote one could not pass for loopback).
+    answer = requests.get(f"{endpoint.url}/admin/status", headers={"X-Forwarded-For": "192.0.2.7"}, timeout=5)
+    assert answer.status_code == 200 and answer.json()["status"] == "Creating"
+
+
 def test_kept_alive_connections_have_nagle_off(endpoint):
     # With Nagle on, a response's body (a write after the headers' write) waits for the client's delayed ACK: ~40 ms
     # per request on a kept-alive connection.

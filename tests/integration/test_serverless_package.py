@@ -349,7 +349,7 @@ def test_the_state_machine_logs_traces_and_may_invoke_exactly_its_task_functions
     assert targets == {v["Fn::GetAtt"][0] for v in props["DefinitionSubstitutions"].values()}
     assert props["DefinitionSubstitutions"]["StartTuningFunctionArn"] == {
         "Fn::GetAtt": ["StartTuningLambdaFunction", "Arn"]}
-    assert targets == {task.logical_id for task in TASKS.values()}
+    assert targets == {task.logical_id() for task in TASKS.values()}
 
 
 def schedule_rules(resources: dict) -> dict[str, dict]:

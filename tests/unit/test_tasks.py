@@ -46,7 +46,7 @@ def shell_task(path: Path) -> str | None:
 
 
 def arn_of(task: Task) -> dict:
-    return {"Fn::GetAtt": [task.logical_id, "Arn"]}
+    return {"Fn::GetAtt": [task.logical_id(), "Arn"]}
 
 
 def mismatches(config: dict, definition: dict, functions: Path = FUNCTIONS) -> list[str]:
@@ -73,27 +73,28 @@ def mismatches(config: dict, definition: dict, functions: Path = FUNCTIONS) -> l
                  if key not in {t.placeholder for t in TASKS.values()}]
     problems += [f"lambda:InvokeFunction: {arn} is no task's function" for arn in invokable if arn not in registered]
     for task in TASKS.values():
+        role, log_group = task.logical_id("Role"), task.logical_id("LogGroup")
         fn = declared.get(task.function_key)
         if fn is None:
             problems.append(f"{task.name}: serverless.yml has no function {task.function_key}")
         elif fn["handler"] != task.handler_path:
             problems.append(f"{task.name}: function {task.function_key} has handler {fn['handler']}, "
                             f"not {task.handler_path}")
-        if fn and fn.get("role") != task.role:
+        if fn and fn.get("role") != role:
             problems.append(f"{task.name}: function {task.function_key} has role {fn.get('role')}, not its own "
-                            f"{task.role}")
-        elif cfn.get(task.role, {}).get("Type") != "AWS::IAM::Role":
-            problems.append(f"{task.name}: resources.Resources.{task.role} (an AWS::IAM::Role) is missing")
-        if [f.get("role") for f in declared.values()].count(task.role) > 1:
-            problems.append(f"{task.name}: role {task.role} is shared with another function")
+                            f"{role}")
+        elif cfn.get(role, {}).get("Type") != "AWS::IAM::Role":
+            problems.append(f"{task.name}: resources.Resources.{role} (an AWS::IAM::Role) is missing")
+        if [f.get("role") for f in declared.values()].count(role) > 1:
+            problems.append(f"{task.name}: role {role} is shared with another function")
         if substitutions.get(task.placeholder) != arn_of(task):
             problems.append(f"{task.name}: DefinitionSubstitutions.{task.placeholder} must be {arn_of(task)}")
         if arn_of(task) not in invokable:
-            problems.append(f"{task.name}: the state machine's lambda:InvokeFunction does not name {task.logical_id}")
-        if "KmsKeyId" not in (extensions.get(task.log_group) or {}).get("Properties", {}):
-            problems.append(f"{task.name}: resources.extensions.{task.log_group} (the encrypted log group) is missing")
-        if "checkov" not in (extensions.get(task.logical_id) or {}).get("Metadata", {}):
-            problems.append(f"{task.name}: resources.extensions.{task.logical_id} (its checkov notes) is missing")
+            problems.append(f"{task.name}: the state machine's lambda:InvokeFunction does not name {task.logical_id()}")
+        if "KmsKeyId" not in (extensions.get(log_group) or {}).get("Properties", {}):
+            problems.append(f"{task.name}: resources.extensions.{log_group} (the encrypted log group) is missing")
+        if "checkov" not in (extensions.get(task.logical_id()) or {}).get("Metadata", {}):
+            problems.append(f"{task.name}: resources.extensions.{task.logical_id()} (its checkov notes) is missing")
         shell = functions / f"{task.handler}.py"
         found = shell_task(shell) if shell.is_file() else None
         if found != task.name:

@@ -45,7 +45,10 @@ class LocalServer:
         # keep_alive_s: idle kept-alive connections stay open (API Gateway keeps them ~60 s); uvicorn's default is 5.
         config = uvicorn.Config(app, http="httptools", loop="asyncio", lifespan="off", log_config=None,
                                 access_log=False, server_header=False, date_header=True, backlog=backlog,
-                                timeout_keep_alive=keep_alive_s, timeout_graceful_shutdown=10)
+                                timeout_keep_alive=keep_alive_s, timeout_graceful_shutdown=10,
+                                # The peer is who connected: no X-Forwarded-For rewrites it (the endpoint's admin
+                                # routes are for loopback peers only).
+                                proxy_headers=False)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -67,21 +67,10 @@ class Task:
         """The Task state's ``Resource`` in the ASL file."""
         return f"${{{self.placeholder}}}"
 
-    @property
-    def logical_id(self) -> str:
-        """The framework's CloudFormation logical id of the function (its function key, capitalised)."""
-        return f"{self.name}LambdaFunction"
-
-    @property
-    def log_group(self) -> str:
-        """The framework's logical id of the function's log group."""
-        return f"{self.name}LogGroup"
-
-    @property
-    def role(self) -> str:
-        """The logical id of the function's own IAM role."""
-        return f"{self.name}Role"
-
+    def logical_id(self, kind: str = "LambdaFunction") -> str:
+        """A CloudFormation logical id of the task's: ``LambdaFunction`` (the framework's function), ``LogGroup``
+        (the framework's log group of it), ``Role`` (its own IAM role)."""
+        return f"{self.name}{kind}"
 
 TASKS: dict[str, Task] = {task.name: task for task in (
     Task("MergeData", "autobert.workflow.steps", "merge_data"),

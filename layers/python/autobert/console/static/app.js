@@ -123,6 +123,23 @@ function schedule(gen, fn, ms) {
   timer = setTimeout(() => { if (gen === generation) fn(); }, ms);
 }
 
+// Show what `render` makes of GET `path` in `body`, again every `ms` while page `gen` is the one shown (an error box
+// when the request fails; the next poll tries again).
+function poll(gen, body, path, render, ms) {
+  const refresh = async () => {
+    try {
+      const data = await api(path);
+      if (gen !== generation) return;
+      body.replaceChildren(...[render(data)].flat());
+    } catch (err) {
+      if (gen !== generation) return;
+      body.replaceChildren(errorBox(err));
+    }
+    schedule(gen, refresh, ms);
+  };
+  refresh();
+}
+
 function route() {
   generation += 1;
   clearTimeout(timer);
@@ -171,23 +188,12 @@ async function runsPage(gen) {
   const root = view();
   const body = h('div', { class: 'card' }, h('div', { class: 'empty' }, 'Loading runs…'));
   root.replaceChildren(pageHead('Runs', 'Executions of the retraining state machine', retrainButton()), body);
-  const refresh = async () => {
-    try {
-      const data = await api('/api/runs');
-      if (gen !== generation) return;
-      body.replaceChildren(h('div', { class: 'table-scroll' }, runsTable(data.runs)));
-    } catch (err) {
-      if (gen !== generation) return;
-      body.replaceChildren(errorBox(err));
-    }
-    schedule(gen, refresh, POLL_LIST_MS);
-  };
-  refresh();
+  poll(gen, body, '/api/runs', (data) => h('div', { class: 'table-scroll' }, runsTable(data.runs)), POLL_LIST_MS);
 }
 
 function runsTable(runs) {
   if (!runs.length) return h('div', { class: 'empty' }, 'No runs yet. A run starts on feedback, on schedule, or with “Start retrain run”.');
-  const head = ['Run', 'Status', 'Trigger', 'Started', 'Ended', 'Duration', 'Dataset', 'Candidate', 'Evaluation'];
+  const head = ['Run', 'Status', 'Trigger', 'Started', 'Ended', 'Duration', 'Dataset', 'Candidate', 'Gate'];
   return h('table', { class: 'grid runs', id: 'runs-table' },
     h('thead', {}, h('tr', {}, head.map((c) => h('th', { class: c === 'Duration' ? 'num' : null }, c)))),
     h('tbody', {}, runs.map((run) => {
@@ -477,18 +483,7 @@ async function feedbackPage(gen) {
   const root = view();
   const body = h('div', {}, h('div', { class: 'card' }, h('div', { class: 'empty' }, 'Loading feedback…')));
   root.replaceChildren(pageHead('Feedback', 'Corrections received since the last merge into the dataset', retrainButton()), body);
-  const refresh = async () => {
-    try {
-      const data = await api('/api/feedback');
-      if (gen !== generation) return;
-      body.replaceChildren(...feedbackCards(data));
-    } catch (err) {
-      if (gen !== generation) return;
-      body.replaceChildren(errorBox(err));
-    }
-    schedule(gen, refresh, POLL_SLOW_MS);
-  };
-  refresh();
+  poll(gen, body, '/api/feedback', feedbackCards, POLL_SLOW_MS);
 }
 
 function feedbackCards(data) {
