@@ -222,3 +222,20 @@ def test_output_printed_in_pieces_from_many_threads_comes_out_as_whole_lines():
     assert len(lines) == 8 * 200
     seen = sorted((d["thread"], d["n"]) for d in map(json.loads, lines))
     assert seen == [(i, j) for i in range(8) for j in range(200)]
+
+
+def test_a_stack_started_in_the_background_stops_whole_endpoint_included(tmp_path, models):
+    # A process started in the background (`cmd &` in a script) ignores SIGINT. The harness stops the stack with
+    # SIGTERM, which `up` handles like Ctrl-C, so the endpoint goes with it (a stack killed at the timeout left its
+    # endpoint process running).
+    LocalObjectStore(tmp_path / "bucket").put_json(layout.LIVE_MODEL, {"version": "v1",
+                                                                       "model_uri": str(models["v1"])})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the child, as from a background shell
+    try:
+        running = StackProcess(stack_env(tmp_path), serving_timeout=120)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert running.stop(timeout=30) == 0
+    for url in (running.api, running.endpoint):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/ping", timeout=2)

@@ -161,9 +161,11 @@ class StackProcess:
         raise StackError(f"no {event!r} from autobert up within {timeout:.0f}s")
 
     def stop(self, timeout: float = 60) -> int:
-        """Ctrl-C, as a user stops it; killed if it has not stopped after ``timeout`` seconds. Its exit code."""
+        """SIGTERM (which `autobert up` handles like Ctrl-C; a SIGINT would be ignored where the caller runs in the
+        background, and a stack killed at the timeout leaves its endpoint behind); killed if it has not stopped
+        after ``timeout`` seconds. Its exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
