@@ -282,7 +282,7 @@ class RetrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     full: bool = Field(False, description="Retrain from the base model on the whole dataset instead of a warm "
-                                                "start from the live model.")
+                       "start from the live model.")
 
 
 # ------------------------------------------------------------------------------------------------ Lambda errors

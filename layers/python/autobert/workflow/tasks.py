@@ -72,6 +72,7 @@ class Task:
         (the framework's log group of it), ``Role`` (its own IAM role)."""
         return f"{self.name}{kind}"
 
+
 TASKS: dict[str, Task] = {task.name: task for task in (
     Task("MergeData", "autobert.workflow.steps", "merge_data"),
     Task("StartTraining", "autobert.workflow.steps", "start_training"),
