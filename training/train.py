@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE
+from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE, PROGRESS_SECONDS
 from autobert.data import read_dataset
 from autobert.errors import AutobertError, DataError, ModelLoadError, TrainingConfigError
 from autobert.linear import LinearTextModel
@@ -576,6 +576,9 @@ def train(args: argparse.Namespace) -> dict:
         bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not args.progress,
                    total=min(steps_per_epoch, total_steps - step), file=sys.stderr,
                    mininterval=0.1 if sys.stderr.isatty() else 30)
+        # And a progress line in a fixed form every PROGRESS_SECONDS (autobert.contracts): the run's progress.
+        progress_every = float(os.environ.get("AUTOBERT_PROGRESS_SECONDS", PROGRESS_SECONDS))
+        next_progress = epoch_start + progress_every
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
             loss = training_step(model, batch, optimizer, scheduler, scaler, precision, device)
@@ -585,6 +588,11 @@ def train(args: argparse.Namespace) -> dict:
             epoch_loss += loss.item() * n
             rate = epoch_samples / (time.perf_counter() - epoch_start)
             bar.set_postfix(loss=f"{loss.item():.3f}", samples_per_s=f"{rate:.1f}", refresh=False)
+            if time.perf_counter() >= next_progress:
+                next_progress = time.perf_counter() + progress_every
+                eta = min((total_steps - step) * args.batch_size / rate, max(deadline - time.perf_counter(), 0))
+                logger.info("progress: epoch=%d/%d step=%d/%d loss=%.4f samples_per_second=%.2f eta_seconds=%.0f",
+                            epoch, n_epochs, step, total_steps, epoch_loss / epoch_samples, rate, eta)
             if step >= total_steps or time.perf_counter() > deadline:
                 break
         bar.close()

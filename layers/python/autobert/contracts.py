@@ -44,6 +44,27 @@ METRIC_DEFINITIONS: list[dict[str, str]] = [
     {"Name": OBJECTIVE_METRIC, "Regex": _EPOCH_LINE + r"\bval_macro_f1=" + _NUMBER},
     {"Name": "train:samples_per_second", "Regex": _EPOCH_LINE + r"\bsamples_per_second=" + _NUMBER},
 ]
+# While an epoch runs, train.py also logs a progress line every PROGRESS_SECONDS (the environment variable
+# AUTOBERT_PROGRESS_SECONDS overrides it; tests lower it)::
+#
+#     ... INFO autobert.train: progress: epoch=1/3 step=120/1530 loss=0.9512 samples_per_second=5.21 eta_seconds=4512
+#
+# ``step`` counts optimizer steps over the whole job, ``loss`` is the epoch's mean so far and
+# ``eta_seconds`` the training steps left at the epoch's rate (validation and the final evaluation come on top). The
+# epoch lines' regexes need ``epoch=<n> `` (a space after the number) and never match it; these match nothing else.
+# The same definitions give SageMaker's console its graphs and the run record its ``training_progress``
+# (``autobert.training_log``).
+PROGRESS_SECONDS = 30.0
+_PROGRESS_LINE = r"\bprogress: epoch=[0-9]+/[0-9]+ step=[0-9]+/[0-9]+ .*"
+METRIC_DEFINITIONS += [
+    {"Name": "progress:epoch", "Regex": r"\bprogress: epoch=([0-9]+)/[0-9]+ step="},
+    {"Name": "progress:epochs", "Regex": r"\bprogress: epoch=[0-9]+/([0-9]+) step="},
+    {"Name": "progress:step", "Regex": r"\bprogress: epoch=[0-9]+/[0-9]+ step=([0-9]+)/[0-9]+ "},
+    {"Name": "progress:steps", "Regex": r"\bprogress: epoch=[0-9]+/[0-9]+ step=[0-9]+/([0-9]+) "},
+    {"Name": "progress:loss", "Regex": _PROGRESS_LINE + r"\bloss=" + _NUMBER},
+    {"Name": "progress:samples_per_second", "Regex": _PROGRESS_LINE + r"\bsamples_per_second=" + _NUMBER},
+    {"Name": "progress:eta_seconds", "Regex": _PROGRESS_LINE + r"\beta_seconds=" + _NUMBER},
+]
 
 # ------------------------------------------------------------------------------- the execution state's keys
 # The retraining state machine's state (statemachines/retrain.asl.json), as it grows. The input: RUN_ID, TRIGGERS,
@@ -59,8 +80,20 @@ ERROR = "error"  # a caught error: {"Error", "Cause"}
 FAILURE = "failure"  # RecordFailure's result
 INPUT_KEYS = (RUN_ID, TRIGGERS, FULL, TUNE)
 RESULT_KEYS = (MERGE, TRAINING, TRAINING_STATUS, GATE, DEPLOY, ENDPOINT, ERROR, FAILURE)
+# The run record's field with the running training job's progress (``autobert.training_log.TrainingProgress``):
+# CheckTraining stores it on every pass, so the console and `autobert retrain --wait` read it from the run record.
+TRAINING_PROGRESS = "training_progress"
 
 # ------------------------------------------------------------------------------------------------- triggers
 # What starts a run. A person asking (CLI, console, POST /retrain) is "manual"; where they asked from is the
 # trigger's ``source``.
 TRIGGER_KINDS = ("manual", "threshold", "schedule", "bootstrap")
+
+# ---------------------------------------------------------------------------------------------- model kinds
+# What a model folder holds: train.py's ``--model-kind``, ``autobert.json``'s ``kind``, the registry record's and a
+# trigger's ``model_kind``. "bert": a fine-tuned encoder (with ``--fusion`` the TF-IDF linear model fused in);
+# "linear": the TF-IDF linear model alone, trained in seconds with no fine-tuning (the first model `autobert up`
+# serves). A run trains "linear" only when every trigger it serves asks for it. A warm start continues the live
+# model's encoder, so it needs a live model of a kind that has one (ENCODER_KINDS); otherwise BERT trains from the
+# base model on the whole dataset.
+MODEL_KIND, MODEL_KINDS, ENCODER_KINDS = "model_kind", ("bert", "linear"), ("bert",)
