@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from osls_package import REPO, package, requires_osls
 
+from autobert.api_models import MAX_TEXT_CHARS
 from autobert.workflow.tasks import TASKS
 
 pytestmark = [requires_osls, pytest.mark.slow]
@@ -166,7 +167,7 @@ def test_the_usage_plan_throttles_and_has_a_quota_and_holds_the_key(resources):
 def test_request_size_limits_reach_the_handlers(resources):
     _, predict = function_named(resources, "functions/predict.lambda_handler")
     env = predict["Properties"]["Environment"]["Variables"]
-    assert env["AUTOBERT_MAX_TEXT_CHARS"] == "100000" and env["AUTOBERT_MAX_BATCH"] == "64"
+    assert env["AUTOBERT_MAX_TEXT_CHARS"] == str(MAX_TEXT_CHARS) and env["AUTOBERT_MAX_BATCH"] == "64"
 
 
 # --------------------------------------------------------------------------------------------------------- bucket

@@ -12,8 +12,9 @@ One answer per rule, JSON ``{"message": ...}`` (plus ``errors`` for field-level 
 container and the local endpoint:
 
 - 400 the body is not UTF-8, not JSON, nested too deeply to parse, not a JSON object, or missing;
-- 413 a text over ``max_text_chars`` characters (and, before any of this, a body over the API's 10 MB or the
-  endpoint's 6 MB payload limit);
+- 413 a text over ``max_text_chars`` characters, or a predict request whose body, as the predict function sends
+  it on to the endpoint, is over ``PAYLOAD_LIMIT_BYTES`` (and, before any of this, a body over the API's 10 MB or
+  the endpoint's 6 MB payload limit);
 - 415 a content type other than JSON;
 - 422 a field fails validation: missing, wrong type, unknown, empty or whitespace text, text with a lone surrogate
   (``"\\ud800"``: no UTF-8 form, so no model could read it), a label or id of the wrong syntax (label: 1-64 letters,
@@ -61,7 +62,25 @@ LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"  # ids become object keys: no slashes, no dot-dot tricks
 _LABEL_RE = re.compile(LABEL_PATTERN)
 _ID_RE = re.compile(ID_PATTERN)
-TOO_LONG = "text_too_long"  # the one field error answered 413, not 422
+TOO_LONG = "text_too_long"  # a text over the cap: answered 413, not 422
+TOO_LARGE = "payload_too_large"  # a predict body over the endpoint's payload limit: 413 too
+_TOO_BIG = {TOO_LONG, TOO_LARGE}
+
+# The payload limits on a request's path (AWS quotas that cannot be raised): API Gateway REST APIs 10 MB; the Lambda
+# function's synchronous invocation 6 MB, i.e. 6,291,456 bytes (its RequestEntityTooLargeException says so), for the
+# whole event API Gateway builds, in which the body is escaped once more as a JSON string; SageMaker InvokeEndpoint
+# on a real-time endpoint 6 MB (botocore's model: Body at most 6,291,456 bytes) for the body the predict function
+# sends on. The smallest one binds.
+PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
+# The rest of a proxy event: headers twice (headers and multiValueHeaders; API Gateway allows 10 KB of request line
+# and headers) and the requestContext.
+EVENT_ENVELOPE_BYTES = 64 * 1024
+# The most bytes one character can take in that event: a character outside the BMP sent as a JSON escape pair
+# ("\ud83d\ude00", 12 bytes, as Python's json and requests send it), each backslash escaped again in the event (14).
+WORST_CASE_EVENT_BYTES_PER_CHAR = 14
+# The longest text that reaches the handlers however its client encodes it (444,708 characters; the longest post of
+# the 20 Newsgroups corpus has about 160,000). A batch of long texts is bounded by its measured size instead.
+MAX_TEXT_CHARS = (PAYLOAD_LIMIT_BYTES - EVENT_ENVELOPE_BYTES) // WORST_CASE_EVENT_BYTES_PER_CHAR
 
 
 class RequestRejected(RequestRefused):
@@ -121,7 +140,7 @@ def describe(errors: Iterable[Mapping[str, Any]]) -> tuple[int, str, list[dict]]
     for e in errors:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
         detail.append({"field": loc, "message": str(e.get("msg", "invalid")).removeprefix("Value error, ")})
-    status = 413 if all(e.get("type") == TOO_LONG for e in errors) else 422
+    status = 413 if all(e.get("type") in _TOO_BIG for e in errors) else 422
     return status, "; ".join(f"{d['field']}: {d['message']}" for d in detail), detail
 
 
@@ -177,6 +196,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     max_batch: ClassVar[int | None] = None
+    max_payload_bytes: ClassVar[int | None] = None
 
     text: Text | None = Field(None, description="One document.")
     instances: list[Text] | None = Field(None, min_length=1, description="Several documents (a batch).")
@@ -196,6 +216,18 @@ class PredictRequest(BaseModel):
             raise ValueError('send exactly one of "text" (one document) or "instances" (a list of documents)')
         return self
 
+    @model_validator(mode="after")
+    def within_the_payload_limit(self) -> Self:
+        # Measured as the predict function sends it on (json.dumps, ASCII escapes: the largest form), so a request
+        # let through here is never refused by InvokeEndpoint for its size.
+        if self.max_payload_bytes is None:
+            return self
+        size = len(json.dumps(self.model_dump(exclude_none=True)).encode())
+        if size > self.max_payload_bytes:
+            raise PydanticCustomError(TOO_LARGE, "request too large: {size} bytes as sent to the model > {limit}; "
+                                      "send fewer or shorter texts", {"size": size, "limit": self.max_payload_bytes})
+        return self
+
     def texts(self) -> list[str]:
         return [self.text] if self.text is not None else list(self.instances or [])
 
@@ -211,6 +243,7 @@ def _limited_predict(max_batch: int, max_text_chars: int) -> type[PredictRequest
                          text=(text | None, Field(None, description="One document.")),
                          instances=(list[text] | None, Field(None, min_length=1, description="Several documents.")))
     model.max_batch = max_batch
+    model.max_payload_bytes = PAYLOAD_LIMIT_BYTES
     return model
 
 

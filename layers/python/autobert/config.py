@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from autobert.api_models import MAX_TEXT_CHARS
+
 # The canonical public distribution (train + test splits); used when no local copy is configured or found.
 CANONICAL_20NG_URL = "http://qwone.com/~jason/20Newsgroups/20news-bydate.tar.gz"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -74,7 +76,9 @@ class Settings(BaseSettings):
                                 "http://<api_host>:<api_port>.")
     api_key: str | None = Field(None, description="If set, the local API requires it in x-api-key (as API Gateway).")
     max_batch: int = Field(64, ge=1, description="Most texts in one inference request ({'instances': [...]}).")
-    max_text_chars: int = Field(100_000, ge=1, description="Longest accepted text (characters); longer → 413.")
+    max_text_chars: int = Field(MAX_TEXT_CHARS, ge=1, description="Longest accepted text (characters); longer → "
+                                "413. Default: the longest that fits the 6 MB payload limits on the way to the model "
+                                "in any JSON encoding (api_models.MAX_TEXT_CHARS).")
     default_top_k: int = Field(3, ge=1, description="Alternatives returned per prediction when top_k is not given.")
     allow_new_labels: bool = Field(True, description="Feedback may name labels the live model does not know.")
     labels_cache_seconds: float = Field(60.0, ge=0, description="How long the feedback handler caches live labels.")
