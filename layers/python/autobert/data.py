@@ -1,13 +1,16 @@
 """20 Newsgroups loading and preprocessing (the seed's "Dataset Collection" and "Data Preprocessing").
 
 The cleaned export (``dataset.parquet`` + ``labels.json`` + ``manifest.json``) is what the training job consumes and
-what feedback is later merged into.
+what feedback is later merged into. Each row keeps the message's ``date`` (UTC, from its ``Date:`` header; NaT where
+there is none), which ``temporal_split`` uses to hold out the newest documents.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
+import logging
 import re
 import shutil
 import tarfile
@@ -17,19 +20,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from autobert.config import CANONICAL_20NG_URL, LOCAL_20NG_CANDIDATES
 from autobert.errors import DataError
 
+logger = logging.getLogger("autobert.data")
+
 # `20news-bydate-train/<group>/<id>`; the archive may hold the train split, the test split or both.
 _MEMBER_RE = re.compile(r"(?:^|/)20news-bydate-(?P<split>train|test)/(?P<group>[^/]+)/(?P<doc>[^/]+)$")
 _QUOTE_RE = re.compile(r"(writes in|writes:|wrote:|says:|said:|^In article|^Quoted from|^\||^>)")
+_DATE_HEADER_RE = re.compile(r"^Date:[ \t]*(?P<value>\S.*)$", re.MULTILINE | re.IGNORECASE)
+# A 20NG id: `<split>/<group>/<article number>`; Usenet article numbers grow with arrival time within a group.
+_ARTICLE_ID_RE = re.compile(r"^(?:train|test)/[^/]+/(?P<number>\d+)$")
 
 DATASET_FILE = "dataset.parquet"
 LABELS_FILE = "labels.json"
 MANIFEST_FILE = "manifest.json"
-COLUMNS = ["id", "text", "label", "source_split"]
+COLUMNS = ["id", "text", "label", "source_split", "date"]
+DATE_DTYPE = "datetime64[ns, UTC]"
 
 
 # ---------------------------------------------------------------------------------------------------------- loading
@@ -73,6 +83,28 @@ def decode_document(raw: bytes) -> str:
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)
 
 
+def header_date(text: str) -> pd.Timestamp:
+    """The UTC time of a message's ``Date:`` header (RFC 2822, as email.utils reads it; a date without a zone is
+    taken as UTC); NaT when the header block (up to the first blank line) has none or it cannot be parsed."""
+    match = _DATE_HEADER_RE.search(text.partition("\n\n")[0])
+    if match is None:
+        return pd.NaT
+    try:
+        when = email.utils.parsedate_to_datetime(match["value"].strip())
+        stamp = pd.Timestamp(when)
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    except (TypeError, ValueError, IndexError, OverflowError):  # OutOfBoundsDatetime is a ValueError
+        return pd.NaT
+
+
+def dates_column(values) -> pd.Series:
+    """Any sequence of times, date strings or NaT/None as the ``date`` column's dtype (nanoseconds, UTC); what
+    cannot be read as a time, or lies outside the nanosecond range (years 1678-2261), becomes NaT."""
+    parsed = pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce", format="mixed")
+    lowest, highest = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    return parsed.where((parsed >= lowest) & (parsed <= highest)).astype(DATE_DTYPE).reset_index(drop=True)
+
+
 def _iter_archive(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
     try:
         with tarfile.open(path, "r:*") as archive:
@@ -102,7 +134,8 @@ def _iter_folder(path: Path) -> Iterator[tuple[str, str, str, bytes]]:
 
 def load_20newsgroups(path: Path, splits: tuple[str, ...] = ("train", "test")) -> pd.DataFrame:
     """Load the bydate distribution (``.tar.gz`` or extracted folder) into a DataFrame with columns
-    ``id`` (``<split>/<group>/<doc>``), ``text``, ``label`` (the group) and ``source_split``."""
+    ``id`` (``<split>/<group>/<doc>``), ``text``, ``label`` (the group), ``source_split`` and ``date`` (the
+    ``Date:`` header, UTC; NaT where missing or unparseable: the bydate distribution itself strips that header)."""
     if not path.exists():
         raise DataError(f"{path}: dataset source not found")
     records = _iter_folder(path) if path.is_dir() else _iter_archive(path)
@@ -113,7 +146,9 @@ def load_20newsgroups(path: Path, splits: tuple[str, ...] = ("train", "test")) -
     ]
     if not rows:
         raise DataError(f"{path}: no documents found (expected 20news-bydate-{{train,test}}/<group>/<id>)")
-    return pd.DataFrame(rows, columns=COLUMNS)
+    df = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    df["date"] = dates_column(df["text"].map(header_date))
+    return df[COLUMNS]
 
 
 # ---------------------------------------------------------------------------------------------------- preprocessing
@@ -164,7 +199,8 @@ def preprocess(
     if "id" not in out.columns:
         out["id"] = [_content_id(t, lbl) for t, lbl in zip(out["text"], out["label"], strict=True)]
     out["text"] = out["text"].fillna("").astype(str)
-    out["label"] = out["label"].astype(str).str.strip()
+    out["label"] = out["label"].fillna("").astype(str).str.strip()
+    out["date"] = _date_values(out)
     if clean:
         out["text"] = out["text"].map(clean_text)
     out["text"] = out["text"].str.strip()
@@ -195,6 +231,44 @@ def preprocess(
     return out, labels, report
 
 
+def _date_values(df: pd.DataFrame):
+    """The frame's ``date`` column in its one dtype (UTC), all NaT when it has none (feedback, own data without)."""
+    return dates_column(df["date"] if "date" in df.columns else [pd.NaT] * len(df)).array
+
+
+def temporal_split(df: pd.DataFrame, test_fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(older, newer)``: the newest ``test_fraction`` of the rows by ``date`` as ``newer`` (ties broken by ``id``;
+    rows without a date stay in ``older``), each part in the frame's own row order.
+
+    Where no row has a date but the ids are 20 Newsgroups ids (``<split>/<group>/<article number>``), as in the
+    bydate distribution, whose maker stripped the ``Date:`` header: the newest ``test_fraction`` of each group by
+    Usenet article number, which a news server assigns in arrival order within a group (numbers of different
+    groups are not comparable). Rows of other ids (feedback) then stay in ``older``."""
+    if not 0 < test_fraction < 1:
+        raise DataError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    if "id" not in df.columns:
+        raise DataError("a temporal split needs an id column")
+    # Positions, not index labels: a frame's index may repeat.
+    ids = pd.Series(df["id"].astype(str).to_numpy())
+    dates = pd.Series(_date_values(df))
+    if dates.notna().any():
+        dated = pd.DataFrame({"date": dates, "id": ids})[dates.notna()]
+        n_newer = min(len(dated), int(round(len(df) * test_fraction)))
+        newest = dated.sort_values(["date", "id"], kind="stable").index[len(dated) - n_newer:]
+    else:
+        numbers = pd.to_numeric(ids.str.extract(_ARTICLE_ID_RE)["number"], errors="coerce")
+        if numbers.isna().all():
+            raise DataError("no row has a date (nor a 20 Newsgroups article id): cannot split by time")
+        logger.warning("no row has a date: the newest %.0f %% of each group by Usenet article number instead",
+                       100 * test_fraction)
+        keyed = pd.DataFrame({"label": df["label"].astype(str).to_numpy(), "number": numbers, "id": ids})
+        keyed = keyed[numbers.notna()].sort_values(["label", "number", "id"], kind="stable")
+        newest = [i for _, group in keyed.groupby("label", sort=True)
+                  for i in group.index[len(group) - int(round(len(group) * test_fraction)):]]
+    mask = np.isin(np.arange(len(df)), np.asarray(newest, dtype=np.int64))
+    return df[~mask], df[mask]
+
+
 def _content_id(text: str, label: str) -> str:
     return hashlib.sha256(f"{label}\x00{text}".encode()).hexdigest()[:16]
 
@@ -203,7 +277,8 @@ def _content_id(text: str, label: str) -> str:
 def export_dataset(df: pd.DataFrame, labels: list[str], out_dir: Path, extra_manifest: dict | None = None) -> Path:
     """Write the cleaned dataset (Parquet), its label encoder and a manifest into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    df[["id", "text", "label", "label_id"]].to_parquet(out_dir / DATASET_FILE, index=False)
+    df.assign(date=_date_values(df))[["id", "text", "label", "label_id", "date"]].to_parquet(
+        out_dir / DATASET_FILE, index=False)
     write_labels(labels, out_dir / LABELS_FILE)
     manifest = {
         "documents": len(df),
