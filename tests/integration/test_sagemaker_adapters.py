@@ -5,6 +5,7 @@ product code."""
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -208,3 +209,35 @@ def test_step_functions_runs_start_list_and_see_running_executions(aws):
     assert execution.endswith(":r-1")
     assert [e["name"] for e in runs.list()] == ["r-1"]
     assert runs.history(execution)
+
+
+def test_a_jobs_progress_is_read_from_its_cloudwatch_log_streams(aws, settings):
+    logs = boto3.client("logs", region_name="us-east-1")
+    jobs = SageMakerTrainingJobs(boto3.client("sagemaker", region_name="us-east-1"), settings, "s3://x/c.tar.gz",
+                                 logs=logs)
+    assert jobs.progress("ab-1") is None  # no log group before the first job logs: no progress, no error
+    group = "/aws/sagemaker/TrainingJobs"
+    logs.create_log_group(logGroupName=group)
+    prefix = "2026-12-02 05:10:02,036 INFO autobert.train: "
+    streams = {  # a spot job interrupted after its first epoch and resumed (one stream per start), another job
+        "ab-1/algo-1-1764651000": ["bash: no job control in this shell", prefix + "progress: epoch=1/2 step=10/40 "
+                                   "loss=1.1000 samples_per_second=40.00 eta_seconds=12",
+                                   prefix + "epoch=1 train_loss=1.0500 val_accuracy=0.7000 val_macro_f1=0.6500 "
+                                   "samples_per_second=41.00"],
+        "ab-1/algo-1-1764652000": [prefix + "resumed from checkpoint epoch=1 step=20 (/opt/ml/checkpoints/epoch-0001)",
+                                   prefix + "progress: epoch=2/2 step=30/40 loss=0.6000 samples_per_second=44.50 "
+                                   "eta_seconds=4"],
+        "ab-10/algo-1-1764653000": [prefix + "progress: epoch=2/2 step=39/40 loss=0.1 samples_per_second=1.0 "
+                                    "eta_seconds=1"],
+    }
+    now_ms = int(time.time() * 1000)  # CloudWatch (and moto) accept events of the last 14 days only
+    for stream, lines in streams.items():
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+            {"timestamp": now_ms - 60_000 + i, "message": line} for i, line in enumerate(lines)])
+    assert jobs.progress("ab-1") == {
+        "epoch": 2, "epochs": 2, "step": 30, "steps": 40, "loss": 0.6, "samples_per_second": 44.5, "eta_seconds": 4.0,
+        "history": [{"epoch": 1, "train_loss": 1.05, "val_accuracy": 0.7, "val_macro_f1": 0.65,
+                     "samples_per_second": 41.0}]}
+    no_logs = SageMakerTrainingJobs(boto3.client("sagemaker", region_name="us-east-1"), settings, "s3://x/c.tar.gz")
+    assert no_logs.progress("ab-1") is None

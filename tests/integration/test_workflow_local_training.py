@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
 
 import pytest
 
 from autobert.adapters.local_training import LocalTrainingJobs
-from autobert.config import REPO_ROOT
+from autobert.bootstrap import bootstrap
+from autobert.config import REPO_ROOT, Settings
+from autobert.contracts import TRAINING_PROGRESS
 from autobert.ports import TrainingJobSpec
 from autobert.workflow.errors import TrainingStartError
+from autobert.workflow.runs import RunStore
+from autobert.workflow.steps import check_training
 
 
 def wait_done(jobs: LocalTrainingJobs, name: str, timeout: float = 120):
@@ -61,3 +67,38 @@ def test_channels_must_exist_and_unknown_jobs_are_an_error(jobs, tmp_path):
     assert not (jobs.root / "job-x").exists()  # nothing left behind: the name stays usable
     with pytest.raises(TrainingStartError):
         jobs.describe("never-started")
+
+
+def test_a_jobs_progress_is_read_from_train_pys_own_log_and_check_training_records_it(jobs, tiny_bert, small_dataset,
+                                                                                      tmp_path, monkeypatch):
+    # The progress interval lowered to 0: train.py logs a progress line after every step.
+    monkeypatch.setenv("AUTOBERT_PROGRESS_SECONDS", "0")
+    assert jobs.progress("job-progress") is None  # no such job (yet): no progress, no error
+    jobs.start(spec("job-progress", tiny_bert, small_dataset, tmp_path / "models", epochs="2", **{"batch-size": "16"}))
+    assert wait_done(jobs, "job-progress").status == "Completed"
+    progress = jobs.progress("job-progress")
+    metrics = json.loads((tmp_path / "models" / "job-progress" / "output" / "metrics.json").read_text())
+    assert progress["epoch"] == progress["epochs"] == 2
+    assert progress["step"] == progress["steps"] == metrics["training"]["steps"]
+    assert progress["eta_seconds"] == 0 and progress["samples_per_second"] > 0 and progress["loss"] > 0
+    # Each finished epoch with the validation scores train.py measured (as it logs them: 4 decimals).
+    assert [(e["epoch"], e["val_accuracy"], e["val_macro_f1"]) for e in progress["history"]] == [
+        (h["epoch"], round(h["val_accuracy"], 4), round(h["val_macro_f1"], 4)) for h in metrics["history"]]
+
+    # CheckTraining keeps it in the run record (not in the execution state), rewritten only when it changes.
+    services = bootstrap(Settings(home=tmp_path / "home"), training_jobs=jobs)
+    runs = RunStore(services.store)
+    runs.create("r-progress", executor="local")
+    event = {"run_id": "r-progress", "training": {"job_name": "job-progress", "deadline": math.inf}}
+    result = check_training(services, event)
+    assert result["status"] == "Completed" and TRAINING_PROGRESS not in result
+    recorded = runs.get("r-progress")[TRAINING_PROGRESS]
+    assert {k: v for k, v in recorded.items() if k != "observed_at"} == {**progress, "job_name": "job-progress"}
+    check_training(services, event)
+    assert runs.get("r-progress")[TRAINING_PROGRESS]["observed_at"] == recorded["observed_at"]
+    log = jobs.root / "job-progress" / "train.log"
+    log.write_text(log.read_text() + log.read_text().splitlines()[0] + "\n"
+                   "x INFO autobert.train: progress: epoch=1/2 step=1/9 loss=1.0 samples_per_second=2.00 "
+                   "eta_seconds=40\n")
+    check_training(services, event)
+    assert runs.get("r-progress")[TRAINING_PROGRESS]["step"] == 1

@@ -81,7 +81,8 @@ class Services:
         if self.aws:
             from autobert.adapters.sagemaker_training import SageMakerTrainingJobs, code_uri
 
-            return SageMakerTrainingJobs(self.client("sagemaker"), self.settings, code_uri(self.store), self.store)
+            return SageMakerTrainingJobs(self.client("sagemaker"), self.settings, code_uri(self.store), self.store,
+                                         logs=self.client("logs"))  # the jobs' logs: their progress
         from autobert.adapters.local_training import LocalTrainingJobs
         from autobert.config import REPO_ROOT
 

@@ -137,6 +137,12 @@ class TrainingJobs(Jobs):
         wrote to ``output_uri`` (``TrainingJobState.output_uri``); raise EvaluationError if it is missing or
         unreadable."""
 
+    @abc.abstractmethod
+    def progress(self, job_name: str) -> dict | None:
+        """How far the job has got, from its log (``autobert.training_log``: epoch and step of the totals, loss,
+        samples/s, ETA, each finished epoch's validation scores); None while its log shows none yet or cannot be
+        read. Display only: never raises for a log that is missing or unreadable."""
+
 
 class TuningJobs(Jobs):
     """SageMaker hyperparameter tuning jobs (the AWS tuning path; locally `autobert tune` runs the local tuner and

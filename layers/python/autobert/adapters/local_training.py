@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from autobert.ports import TrainingJobs, TrainingJobSpec, TrainingJobState, TuningJobs
+from autobert.training_log import training_progress
 from autobert.tuning.errors import TuningConfigError
 from autobert.workflow.errors import EvaluationError, TrainingStartError
 
@@ -134,6 +135,13 @@ class LocalTrainingJobs(TrainingJobs):
             return json.loads((Path(output_uri) / name).read_text())
         except (OSError, ValueError) as exc:
             raise EvaluationError(f"{output_uri}: cannot read {name} ({exc})") from exc
+
+    def progress(self, job_name: str) -> dict | None:
+        try:
+            text = (self._folder(job_name) / LOG_FILE).read_text(errors="replace")
+        except OSError:
+            return None  # not started yet (the supervisor creates the log), or gone
+        return training_progress(text.splitlines())
 
     def log_tail(self, job_name: str) -> str:
         try:

@@ -10,27 +10,36 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from autobert import layout
 from autobert.adapters.aws_errors import aws_errors
 from autobert.config import Settings
 from autobert.contracts import METRIC_DEFINITIONS
 from autobert.ports import ObjectNotFound, ObjectStore, TrainingJobs, TrainingJobSpec, TrainingJobState
+from autobert.training_log import training_progress
 from autobert.workflow.errors import EvaluationError, TrainingStartError
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"  # CheckpointConfig.LocalPath (SageMaker's default), train.py's folder
 CHANNEL_ROOT = "/opt/ml/input/data"  # where SageMaker puts each input channel in the container
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # SageMaker writes each training job's log here
+MAX_LOG_PAGES = 20  # GetLogEvents pages (up to 1 MB each) read per stream: far more than train.py's log holds
 STATUS = {"InProgress": "InProgress", "Completed": "Completed", "Failed": "Failed", "Stopping": "InProgress",
           "Stopped": "Stopped"}
 
+logger = logging.getLogger("autobert.training")
+
 
 class SageMakerTrainingJobs(TrainingJobs):
-    def __init__(self, client, settings: Settings, code_uri: str, store: ObjectStore | None = None):
+    def __init__(self, client, settings: Settings, code_uri: str, store: ObjectStore | None = None, logs=None):
         self.client = client
+        self.logs = logs  # a CloudWatch Logs client: where progress() reads the job's log (None: no progress)
         self.settings = settings
         self.code_uri = code_uri
         self.store = store  # the bucket the jobs write to: where read_report finds their output.tar.gz
@@ -85,6 +94,28 @@ class SageMakerTrainingJobs(TrainingJobs):
     def stop(self, job_name: str) -> None:
         with aws_errors(TrainingStartError, f"StopTrainingJob {job_name}"):
             self.client.stop_training_job(TrainingJobName=job_name)
+
+    def progress(self, job_name: str) -> dict | None:
+        """From the job's CloudWatch log streams (``<job>/algo-1-<time>``; a spot job interrupted and resumed has
+        one per start), oldest first: the lines SageMaker's metric definitions read too."""
+        if self.logs is None:
+            return None
+        try:
+            streams = self.logs.describe_log_streams(logGroupName=LOG_GROUP,
+                                                     logStreamNamePrefix=f"{job_name}/")["logStreams"]
+            lines: list[str] = []
+            for stream in sorted(streams, key=lambda s: s.get("creationTime", 0)):
+                request = {"logGroupName": LOG_GROUP, "logStreamName": stream["logStreamName"], "startFromHead": True}
+                for _ in range(MAX_LOG_PAGES):
+                    page = self.logs.get_log_events(**request)
+                    lines += [event["message"] for event in page["events"]]
+                    if not page["events"] or page.get("nextForwardToken") in (None, request.get("nextToken")):
+                        break  # the end of the stream: GetLogEvents answers the token it was given
+                    request["nextToken"] = page["nextForwardToken"]
+        except (ClientError, BotoCoreError) as exc:  # no log group before the first job logs; throttling
+            logger.warning("progress of training job %s unknown: %s", job_name, exc)
+            return None
+        return training_progress(lines)
 
 
 def code_uri(store) -> str:

