@@ -332,15 +332,59 @@ def _run_summary(run: dict) -> str:
     return "\n".join(lines)
 
 
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds // 60 % 60:02d} min"
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+class ProgressPrinter:
+    """The training job's progress from the run record (``contracts.TRAINING_PROGRESS``, written by CheckTraining)
+    as lines for `autobert retrain --wait`: each finished epoch once with its validation scores, and the current
+    epoch, step, samples/s and ETA each time they change."""
+
+    def __init__(self) -> None:
+        self.epochs_shown = 0
+        self.last: tuple | None = None
+
+    def lines(self, run: dict) -> list[str]:
+        from autobert.contracts import TRAINING_PROGRESS
+
+        progress = run.get(TRAINING_PROGRESS) or {}
+        out = []
+        for record in (progress.get("history") or [])[self.epochs_shown:]:
+            out.append(f"  epoch {record['epoch']} done: val accuracy {_score(record.get('val_accuracy'))}  "
+                       f"val macro-F1 {_score(record.get('val_macro_f1'))}  train loss "
+                       f"{_score(record.get('train_loss'))}  {record.get('samples_per_second') or 0:.1f} samples/s")
+            self.epochs_shown += 1
+        current = tuple(progress.get(k) for k in ("epoch", "epochs", "step", "steps", "samples_per_second",
+                                                  "eta_seconds", "loss"))
+        if progress.get("step") is not None and current != self.last:
+            epoch, epochs, step, steps, rate, eta, loss = current
+            out.append(f"  training: epoch {epoch}/{epochs}  step {step}/{steps} ({100 * step // max(steps, 1)} %)"
+                       f"  {rate:.1f} samples/s  ETA {_duration(eta)}  loss {_score(loss)}")
+            self.last = current
+        return out
+
+
 def _follow_run(services, trigger_id: str, poll: float, out=sys.stderr) -> dict:
     """Wait for the run serving ``trigger_id`` (it may be queued behind another), printing each state as it
-    completes; a wait loop's states are printed on their first round only (the summary sums the rounds)."""
+    completes; a wait loop's states are printed on their first round only (the summary sums the rounds), and the
+    training job's progress when it changes."""
     import time
 
     from autobert.workflow.runs import RunStore, is_final
     from autobert.workflow.triggers import served_by
 
     runs, printed, seen_loop, announced = RunStore(services.store), 0, set(), False
+    progress = ProgressPrinter()
     while True:
         run_id = served_by(services.store, trigger_id)
         if run_id:
@@ -359,6 +403,8 @@ def _follow_run(services, trigger_id: str, poll: float, out=sys.stderr) -> dict:
                     seen_loop.add(state["name"])
                 error = f"  {state['error']}: {state.get('cause', '')}" if state.get("error") else ""
                 print(f"  {state['name']:<22} {state['seconds']:8.1f} s{error}", file=out, flush=True)
+            for line in progress.lines(run):
+                print(line, file=out, flush=True)
             if is_final(run):
                 return run
         time.sleep(poll)
