@@ -327,3 +327,48 @@ def test_a_known_path_with_another_method_is_405_with_allow(console):
     assert response.status_code == 405 and response.json()["message"] == "method POST not allowed on /api/runs"
     assert "GET" in response.headers["Allow"]
     assert get(console, "/static/nope.js").json() == {"message": "no file /static/nope.js"}
+
+
+def test_a_wait_loops_rounds_fold_into_one_line_and_a_retried_round_stands_alone(services, console):
+    loops = ["WaitForTraining", "CheckTraining", "TrainingStatus"] * 412  # a long training polled many times
+    write_run(services, "r-fold", ["MergeData", "StartTraining", *loops], status="running",
+              overrides={"CheckTraining": {"status": "InProgress", "timed_out": False}})
+    states = get(console, "/api/runs/r-fold").json()["states"]
+    check = states["CheckTraining"]
+    assert len(check["visits"]) == 412
+    (group,) = check["visit_groups"]
+    assert (group["first"], group["last"], group["count"], group["status"]) == (0, 411, 412, "succeeded")
+    assert group["entered"] == check["visits"][0]["entered"] and group["exited"] == check["visits"][-1]["exited"]
+    # The Wait state the run is in now (inferred from the last exit) is a line of its own after the folded rounds.
+    assert [(g["first"], g["count"], g["status"]) for g in states["WaitForTraining"]["visit_groups"]] == [
+        (0, 412, "succeeded"), (412, 1, "running")]
+    assert states["MergeData"]["visit_groups"] == [{**states["MergeData"]["visit_groups"][0], "count": 1}]
+
+    # A round that needed a retry is shown on its own line between the folded rounds before and after it.
+    runs = RunStore(services.store)
+    events = runs.history("r-fold")
+    exits = [i for i, e in enumerate(events) if e["type"] == "StateExited" and e["state"]["name"] == "CheckTraining"]
+    state = {k: v for k, v in events[exits[100]]["state"].items() if k != "output"}
+    ts = events[exits[100]]["timestamp"]
+    events[exits[100]:exits[100]] = [
+        {"type": "StateFailed", "timestamp": ts - 2, "state": state, "Error": "TransientError", "Cause": "throttled"},
+        {"type": "StateRetried", "timestamp": ts - 1, "state": state, "retry": {"attempt": 1}}]
+    runs.put_history("r-fold", events)
+    groups = get(console, "/api/runs/r-fold").json()["states"]["CheckTraining"]["visit_groups"]
+    assert [(g["first"], g["last"], g["count"]) for g in groups] == [(0, 99, 100), (100, 100, 1), (101, 411, 311)]
+
+
+def test_a_training_runs_page_shows_the_jobs_progress_from_the_run_record(services, console):
+    write_run(services, "r-train", HAPPY_PATH[:4], status="running",
+              overrides={"CheckTraining": {"status": "InProgress", "timed_out": False}})
+    assert get(console, "/api/runs/r-train").json()["training"] is None  # the job's log shows no progress yet
+    progress = {"epoch": 2, "epochs": 3, "step": 800, "steps": 1530, "loss": 0.4128, "samples_per_second": 6.5,
+                "eta_seconds": 1797.0, "job_name": "ab-1", "observed_at": "2026-12-02T05:10:02+00:00",
+                "history": [{"epoch": 1, "train_loss": 1.0984, "val_accuracy": 0.3333, "val_macro_f1": 0.1667,
+                             "samples_per_second": 5.04}]}
+    RunStore(services.store).update("r-train", training_progress=progress)
+    training = get(console, "/api/runs/r-train").json()["training"]
+    assert training == {**progress, "percent": 52.3, "active": True}
+    write_run(services, "r-train", HAPPY_PATH, status="succeeded", end="succeeded")  # the run went on and ended
+    training = get(console, "/api/runs/r-train").json()["training"]
+    assert training["active"] is False and training["history"] == progress["history"]

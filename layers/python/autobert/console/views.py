@@ -3,7 +3,9 @@ registry and the unmerged feedback. Pure reads over the object store, so the JSO
 
 A run's per-state view follows the Step Functions console: each state of the ASL gets an outcome (succeeded,
 failed, running, not reached) and its visits (input, output, error, retries, timing), from the execution's event
-history as aws-local-stepfunctions records it.
+history as aws-local-stepfunctions records it; the rounds of a wait loop fold into one line per state
+(``fold_visits``). A run in training also shows its job's progress (``training_view``: epoch, step, samples/s, ETA,
+each finished epoch's validation scores), which CheckTraining keeps in the run record.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from autobert import layout
 from autobert.bootstrap import Services
+from autobert.contracts import TRAINING_PROGRESS
 from autobert.ports import ObjectNotFound
 from autobert.workflow.datasets import current_dataset, feedback_keys, seen_ids
 from autobert.workflow.registry import ModelRegistry
@@ -125,10 +128,50 @@ def run_detail(services: Services, run_id: str, definition: dict) -> dict:
         for visit in view["visits"][:-MAX_VISIT_DOCUMENTS]:
             visit.pop("input", None)
             visit.pop("output", None)
+        view["visit_groups"] = fold_visits(view["visits"])
     shown = events[-MAX_EVENTS:]
     return {**summary, "record": run, "events": shown, "events_total": len(events),
             "events_offset": len(events) - len(shown), "first_event_at": events[0].get("timestamp") if events else None,
-            "has_history": bool(events), "states": states, "transitions": transitions}
+            "has_history": bool(events), "states": states, "transitions": transitions,
+            "training": training_view(run, states)}
+
+
+TRAINING_LOOP = ("WaitForTraining", "CheckTraining", "TrainingStatus")
+
+
+def training_view(run: dict, states: dict[str, dict]) -> dict | None:
+    """The training job's progress as CheckTraining last recorded it (``contracts.TRAINING_PROGRESS``): epoch and
+    step of the totals, the share done, loss, samples/s, ETA and each finished epoch's validation scores; ``active``
+    while the run is in its training loop. None before the job's log shows any progress."""
+    progress = run.get(TRAINING_PROGRESS)
+    if not progress:
+        return None
+    step, steps = progress.get("step"), progress.get("steps")
+    active = not is_final(run) and any(states.get(name, {}).get("outcome") == "running" for name in TRAINING_LOOP)
+    return {**progress, "percent": round(100 * step / steps, 1) if step is not None and steps else None,
+            "active": active}
+
+
+def _foldable(visit: dict) -> bool:
+    """A plain round of a loop: finished well, at once (no error, retry or catch)."""
+    return (visit.get("status") == "succeeded" and not visit.get("retries") and not visit.get("caught")
+            and not visit.get("error") and not visit.get("inferred"))
+
+
+def fold_visits(visits: list[dict]) -> list[dict]:
+    """The state panel's lines: consecutive plain visits of a state (the rounds of a wait loop: WaitForTraining →
+    CheckTraining → TrainingStatus → ...) folded into one line; a visit with an error, a retry or a catch, and the
+    one running now, each on its own. Each: ``first``/``last`` (0-based indices into ``visits``), ``count``,
+    ``entered`` (the first visit's) and ``exited`` (the last one's), ``status``."""
+    groups: list[dict] = []
+    for index, visit in enumerate(visits):
+        last = groups[-1] if groups else None
+        if last and _foldable(visit) and _foldable(visits[last["last"]]):
+            last.update(last=index, count=last["count"] + 1, exited=visit.get("exited"))
+            continue
+        groups.append({"first": index, "last": index, "count": 1, "entered": visit.get("entered"),
+                       "exited": visit.get("exited"), "status": visit.get("status")})
+    return groups
 
 
 def taken_transitions(events: list[dict], states: dict[str, dict]) -> list[str]:

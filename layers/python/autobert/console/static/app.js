@@ -222,6 +222,7 @@ async function runDetail(gen, runId) {
   const root = view();
   const ui = {
     summary: h('div', { class: 'card' }, h('div', { class: 'empty' }, 'Loading run…')),
+    training: h('div', { class: 'card training', id: 'training', hidden: true }),
     graph: h('div', { class: 'graph-wrap', id: 'graph' }),
     panel: h('div', { class: 'card-body state-panel', id: 'state-panel' }),
     events: h('div', {}),
@@ -231,7 +232,7 @@ async function runDetail(gen, runId) {
   root.replaceChildren(
     h('div', { class: 'page-head' }, h('a', { href: '#/runs' }, '← Runs'), h('h1', { class: 'mono', id: 'run-title' }, runId),
       h('span', { id: 'run-status' })),
-    ui.message, ui.summary,
+    ui.message, ui.summary, ui.training,
     h('div', { class: 'detail-grid' },
       h('div', { class: 'card' },
         h('div', { class: 'card-head' }, h('h2', {}, 'Graph'), legend()),
@@ -252,7 +253,8 @@ async function runDetail(gen, runId) {
     }
     if (gen !== generation) return;
     ui.message.replaceChildren();
-    const key = JSON.stringify([run.status, run.final, run.finished_at, run.events_total, run.states, run.gate]);
+    const key = JSON.stringify([run.status, run.final, run.finished_at, run.events_total, run.states, run.gate,
+      run.training]);
     if (key !== state.lastKey) {
       state.lastKey = key;
       drawRun(run, ui, state);
@@ -300,6 +302,7 @@ function drawRun(run, ui, state) {
     ev && ev.reasons && ev.reasons.length
       ? h('div', { class: 'sub', style: 'margin-top:10px' }, `Gate: ${ev.reasons.join('; ')}`) : null));
 
+  drawTraining(run, ui);
   if (!state.selected || !run.states[state.selected]) state.selected = defaultSelection(run);
   const select = (name) => {
     state.selected = name;
@@ -310,6 +313,49 @@ function drawRun(run, ui, state) {
   drawGraph(run, ui, state, select);
   drawPanel(run, ui, state);
   drawEvents(run, ui, state);
+}
+
+// The training job's progress as CheckTraining last read it from the job's log: epoch and step of the totals,
+// samples/s, ETA, loss, and the validation scores of each finished epoch.
+function drawTraining(run, ui) {
+  const t = run.training;
+  ui.training.hidden = !t;
+  if (!t) {
+    ui.training.replaceChildren();
+    return;
+  }
+  const known = (v) => v !== null && v !== undefined;
+  const stat = (n, l, id) => h('div', { class: 'stat' }, h('div', { class: 'n', id }, n), h('div', { class: 'l' }, l));
+  const history = t.history || [];
+  const epochDone = known(t.epoch) && history.some((e) => e.epoch === t.epoch);
+  const body = h('div', { class: 'card-body' },
+    h('div', { class: 'stat-row' },
+      stat(known(t.epoch) ? `${t.epoch} / ${t.epochs}` : `${history.length} done`, 'epoch', 'training-epoch'),
+      stat(known(t.step) ? `${t.step} / ${t.steps}` : '–', 'optimizer step', 'training-step'),
+      stat(known(t.samples_per_second) ? t.samples_per_second.toFixed(1) : '–', 'samples/s', 'training-speed'),
+      stat(t.active && known(t.eta_seconds) ? fmtDuration(t.eta_seconds) : '–',
+        epochDone ? 'ETA (after validation)' : 'ETA (training steps)', 'training-eta'),
+      stat(known(t.loss) ? t.loss.toFixed(3) : '–', 'train loss (epoch so far)', 'training-loss')),
+    known(t.percent)
+      ? h('div', { class: 'meter' }, h('div', { class: 'bar' }, h('span', { style: `width:${t.percent}%` })),
+        h('span', { class: 'sub' }, `${t.percent}% of the training steps`))
+      : null,
+    history.length
+      ? h('table', { class: 'grid', id: 'training-epochs', style: 'margin-top:14px' },
+        h('thead', {}, h('tr', {}, ['Epoch', 'Train loss', 'Val accuracy', 'Val macro-F1', 'Samples/s']
+          .map((c) => h('th', { class: c === 'Epoch' ? null : 'num' }, c)))),
+        h('tbody', {}, history.map((e) => h('tr', { 'data-epoch': e.epoch },
+          h('td', {}, String(e.epoch)),
+          h('td', { class: 'num' }, fmtScore(e.train_loss)),
+          h('td', { class: 'num' }, fmtScore(e.val_accuracy)),
+          h('td', { class: 'num' }, fmtScore(e.val_macro_f1)),
+          h('td', { class: 'num' }, known(e.samples_per_second) ? e.samples_per_second.toFixed(1) : '–')))))
+      : h('p', { class: 'sub' }, 'No epoch finished yet: its validation scores appear here.'));
+  ui.training.replaceChildren(
+    h('div', { class: 'card-head' }, h('h2', {}, 'Training'), t.active ? badge('running') : null,
+      h('span', { class: 'sub mono' }, t.job_name || ''),
+      h('span', { class: 'sub', style: 'margin-left:auto' }, `from the job's log, as of ${fmtTime(t.observed_at)}`)),
+    body);
 }
 
 function drawGraph(run, ui, state, select) {
@@ -338,9 +384,16 @@ function drawPanel(run, ui, state) {
     return;
   }
   if (visits.length > 1) {
-    children.push(h('div', { class: 'visit-tabs' }, visits.map((_, i) => {
-      const b = h('button', { class: i === index ? 'active' : '' }, `Visit ${i + 1}`);
-      b.addEventListener('click', () => { state.visit = i; drawPanel(run, ui, state); });
+    // The rounds of a wait loop come folded into one line (views.fold_visits): it shows the last of them.
+    const groups = s.visit_groups || visits.map((_, i) => ({ first: i, last: i, count: 1 }));
+    const clock = (t) => fmtTime(t).slice(11);
+    children.push(h('div', { class: 'visit-tabs' }, groups.map((g) => {
+      const label = g.count > 1
+        ? `× ${g.count} visits (${g.first + 1}–${g.last + 1}), ${clock(g.entered)} – ${clock(g.exited)}`
+        : `Visit ${g.first + 1}`;
+      const b = h('button', { class: index >= g.first && index <= g.last ? 'active' : '', 'data-visits': g.count,
+        title: g.count > 1 ? `first entered ${fmtTime(g.entered)}, last exited ${fmtTime(g.exited)}` : null }, label);
+      b.addEventListener('click', () => { state.visit = g.last; drawPanel(run, ui, state); });
       return b;
     })));
   }
