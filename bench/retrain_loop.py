@@ -71,7 +71,7 @@ def smoke_inputs(home: Path) -> dict[str, str]:
         export_dataset(frame, labels, data)
     return {"AUTOBERT_MODEL_NAME": str(tiny), "AUTOBERT_SEED_DATASET": str(data), "AUTOBERT_HOLDOUT_FRACTION": "0.2",
             "AUTOBERT_TRAIN_LEARNING_RATE": "0.003", "AUTOBERT_WARM_LEARNING_RATE": "0.003",
-            "AUTOBERT_REPLAY_PER_CLASS": "20", "AUTOBERT_LOCAL_WAIT_MS": "300",
+            "AUTOBERT_REPLAY_PER_CLASS": "20", "AUTOBERT_LOCAL_WAIT_SCALE": "0.005",
             # a tiny random model's holdout scores swing between runs: let the gate pass so the swap is exercised
             "AUTOBERT_GATE_ACCURACY_MARGIN": "1", "AUTOBERT_GATE_MACRO_F1_MARGIN": "1",
             "AUTOBERT_GATE_CLASS_F1_MARGIN": "1",

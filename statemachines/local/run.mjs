@@ -9,7 +9,11 @@
 // Lambda's errorType. Execution events are forwarded as {"type": "event", "event": {...}} lines and the end as
 // {"type": "end", "status": "SUCCEEDED" | "FAILED" | "TIMED_OUT", ...}.
 //
-// Usage: node run.mjs --definition FILE --input JSON [--wait-ms N] [--retry-ms N]
+// Wait states last the ASL's Seconds and retries follow its Retry fields, as on AWS; --time-scale S (< 1 in tests)
+// makes each Wait last Seconds × S and each retrier pause IntervalSeconds × S (fixed: aws-local-stepfunctions'
+// retryIntervalOverrides take no backoff). --print-overrides prints the overrides as JSON and exits.
+//
+// Usage: node run.mjs --definition FILE --input JSON [--time-scale S] [--print-overrides]
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
@@ -30,16 +34,19 @@ if (typeof Promise.withResolvers !== 'function') {
 const { StateMachine, ExecutionError, ExecutionTimeoutError } = await import('aws-local-stepfunctions');
 
 function parseArgs(argv) {
-  const args = { waitMs: null, retryMs: null };
+  const args = { timeScale: 1, printOverrides: false };
   for (let i = 0; i < argv.length; i += 2) {
     const [key, value] = [argv[i], argv[i + 1]];
-    if (key === '--definition') args.definition = value;
+    if (key === '--print-overrides') {
+      args.printOverrides = true;
+      i -= 1;
+    } else if (key === '--definition') args.definition = value;
     else if (key === '--input') args.input = JSON.parse(value);
-    else if (key === '--wait-ms') args.waitMs = Number(value);
-    else if (key === '--retry-ms') args.retryMs = Number(value);
+    else if (key === '--time-scale') args.timeScale = Number(value);
     else throw new Error(`unknown argument ${key}`);
   }
   if (!args.definition || args.input === undefined) throw new Error('--definition and --input are required');
+  if (!(args.timeScale >= 0)) throw new Error(`--time-scale must be a number >= 0, not ${args.timeScale}`);
   return args;
 }
 
@@ -53,8 +60,8 @@ function prepare(definition) {
   // CloudFormation DefinitionSubstitutions placeholders → syntactically valid ARNs (the overrides never call them),
   // and the resource name each Task state maps to.
   const tasks = {};
-  const waits = [];
-  const retried = [];
+  const waits = {}; // Wait state -> its Seconds (a Timestamp or *Path wait is left as the ASL says)
+  const retried = {}; // state -> each retrier's IntervalSeconds
   const walk = (states) => {
     for (const [name, state] of Object.entries(states)) {
       if (state.Type === 'Task') {
@@ -63,8 +70,8 @@ function prepare(definition) {
         tasks[name] = match[1];
         state.Resource = `arn:aws:lambda:us-east-1:000000000000:function:autobert-local-${match[1]}`;
       }
-      if (state.Type === 'Wait') waits.push(name);
-      if (state.Retry) retried.push(name);
+      if (state.Type === 'Wait' && typeof state.Seconds === 'number') waits[name] = state.Seconds;
+      if (state.Retry) retried[name] = state.Retry.map((r) => r.IntervalSeconds ?? 1); // the ASL's default: 1 s
       if (state.Branches) state.Branches.forEach((b) => walk(b.States));
       if (state.Iterator) walk(state.Iterator.States);
       if (state.ItemProcessor) walk(state.ItemProcessor.States);
@@ -114,9 +121,17 @@ for (const [stateName, resource] of Object.entries(tasks)) {
     });
 }
 const overrides = { taskResourceLocalHandlers: handlers };
-if (args.waitMs !== null) overrides.waitTimeOverrides = Object.fromEntries(waits.map((w) => [w, args.waitMs]));
-if (args.retryMs !== null) {
-  overrides.retryIntervalOverrides = Object.fromEntries(retried.map((s) => [s, args.retryMs]));
+if (args.timeScale !== 1) {
+  const scaled = (seconds) => Math.round(seconds * 1000 * args.timeScale);
+  overrides.waitTimeOverrides = Object.fromEntries(Object.entries(waits).map(([s, sec]) => [s, scaled(sec)]));
+  overrides.retryIntervalOverrides = Object.fromEntries(
+    Object.entries(retried).map(([s, intervals]) => [s, intervals.map(scaled)]),
+  );
+}
+if (args.printOverrides) {
+  const { waitTimeOverrides = {}, retryIntervalOverrides = {} } = overrides;
+  send({ waitTimeOverrides, retryIntervalOverrides });
+  process.exit(0);
 }
 
 const machine = new StateMachine(definition);

@@ -41,7 +41,7 @@ def wait_until(condition, timeout: float = 30.0):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("console")
-    base = Settings(home=tmp / "home", local_wait_ms=0, local_retry_ms=0, feedback_threshold=10)
+    base = Settings(home=tmp / "home", local_wait_scale=0, feedback_threshold=10)
     failed = LocalWorkflow(Services(base), prepare_dataset=False).request("manual", wait=True)["run"]  # no dataset
 
     endpoint = EndpointThread(base)

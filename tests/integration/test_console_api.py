@@ -26,7 +26,7 @@ from autobert.workflow.runs import RunStore
 
 @pytest.fixture
 def services(tmp_path) -> Services:
-    return Services(Settings(home=tmp_path / "home", local_wait_ms=0, local_retry_ms=0, feedback_threshold=5))
+    return Services(Settings(home=tmp_path / "home", local_wait_scale=0, feedback_threshold=5))
 
 
 @pytest.fixture
@@ -241,7 +241,7 @@ def test_start_retrain_records_a_manual_trigger_and_a_run_serves_it(tmp_path):
     seed = export_dataset(df, labels, tmp_path / "seed")
     # A training configuration train.py refuses: the run fails fast at TrainingStatus, with no model trained.
     services = Services(Settings(home=tmp_path / "home", seed_dataset=seed, holdout_fraction=0.25,
-                                 local_wait_ms=50, local_retry_ms=10, train_hyperparameters={"max-length": "4"}))
+                                 local_wait_scale=0.001, train_hyperparameters={"max-length": "4"}))
     server = make_server(services)
     server.start()
     try:

@@ -44,7 +44,7 @@ def stack(tmp_path_factory, tiny_bert, small_dataset):
     base = Settings(home=home, seed_dataset=small_dataset, holdout_fraction=0.2, model_name=str(tiny_bert),
                     train_epochs=2, warm_epochs=2, train_learning_rate=3e-3, warm_learning_rate=3e-3,
                     train_hyperparameters={"max-length": "32", "batch-size": "8"}, replay_per_class=20,
-                    replay_validation_per_class=5, feedback_threshold=5, local_wait_ms=300, local_retry_ms=10)
+                    replay_validation_per_class=5, feedback_threshold=5, local_wait_scale=0.005)
     endpoint = EndpointThread(base)
     settings = base.model_copy(update={"endpoint_url": endpoint.url})
     services = Services(settings)
@@ -99,7 +99,7 @@ def test_a_missing_node_fails_the_run_once_with_a_clear_cause(tmp_path):
 
 
 def test_a_step_error_keeps_its_exception_name_through_catch_to_the_failed_run(tmp_path):
-    services = Services(Settings(home=tmp_path, local_wait_ms=0, local_retry_ms=0))  # no dataset at all
+    services = Services(Settings(home=tmp_path, local_wait_scale=0))  # no dataset at all
     run = LocalWorkflow(services, prepare_dataset=False).request("manual", wait=True)["run"]
     assert run["status"] == "failed"
     assert run["error"] == "NoDatasetError" and "no current dataset" in run["cause"]

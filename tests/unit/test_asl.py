@@ -117,7 +117,7 @@ def execute(execution_input: dict, fail: dict[str, str] | None = None) -> tuple[
     """Run the ASL file with aws-local-stepfunctions: states entered, the end message, each task's last input."""
     fail = fail or {}
     cmd = ["node", str(RUNNER), "--definition", str(ASL), "--input", json.dumps(execution_input),
-           "--wait-ms", "0", "--retry-ms", "0"]
+           "--time-scale", "0"]
     entered, inputs, end = [], {}, {}
     with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           cwd=REPO) as proc:
@@ -169,3 +169,23 @@ def test_a_tuning_config_error_is_recorded_and_fails_the_run():
     assert entered[-3:] == ["StartTuning", "RecordFailure", "RunFailed"]
     assert inputs["RecordFailure"]["error"]["Error"] == "TuningConfigError"
     assert end["status"] == "FAILED" and end["error"] == "TuningConfigError"
+
+
+def runner_overrides(scale: str) -> dict:
+    """The Wait and Retry overrides the local runner gives aws-local-stepfunctions for the ASL file at ``scale``."""
+    out = subprocess.run(["node", str(RUNNER), "--definition", str(ASL), "--input", "{}", "--time-scale", scale,
+                          "--print-overrides"], capture_output=True, text=True, cwd=REPO, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+def test_local_waits_and_retry_pauses_follow_the_asl_seconds_times_the_scale(definition):
+    states = definition["States"]
+    # At scale 1 nothing is overridden: the interpreter waits the ASL's Seconds and backs off as its Retry says.
+    assert runner_overrides("1.0") == {"waitTimeOverrides": {}, "retryIntervalOverrides": {}}
+    scaled = runner_overrides("0.01")
+    assert scaled["waitTimeOverrides"] == {"WaitForTraining": states["WaitForTraining"]["Seconds"] * 10,
+                                           "WaitForEndpoint": states["WaitForEndpoint"]["Seconds"] * 10}
+    assert scaled["waitTimeOverrides"]["WaitForTraining"] == 600  # 60 s in the ASL, not a fixed local interval
+    retried = {name: [r["IntervalSeconds"] * 10 for r in state["Retry"]] for name, state in states.items()
+               if "Retry" in state}
+    assert scaled["retryIntervalOverrides"] == retried and retried["UpdateEndpoint"] == [300, 50, 20]

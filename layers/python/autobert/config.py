@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     endpoint_max_wait_seconds: int = Field(3600, ge=1, description="Overall limit of the endpoint update wait loop.")
     run_timeout_seconds: int = Field(21600, ge=600, description="The retraining state machine's TimeoutSeconds "
                                      "(statemachines/retrain.asl.json; a test keeps them equal).")
-    local_wait_ms: int = Field(1000, ge=0, description="Local runs: Wait states last this long (ms) instead.")
-    local_retry_ms: int = Field(200, ge=0, description="Local runs: pause before a retry (ms) instead of backoff.")
+    local_wait_scale: float = Field(1.0, ge=0, description="Local runs: Wait states and Retry intervals last the "
+                                    "ASL's seconds times this (1: as on AWS, backoff and jitter included; tests run "
+                                    "faster with e.g. 0.001: a fixed scaled interval per retrier).")
     node: str = Field("node", description="Node.js executable of the local ASL runner.")
     training_instance_type: str = Field("ml.g4dn.xlarge", description="SageMaker training instance type.")
     training_use_spot: bool = Field(True, description="SageMaker managed spot training.")

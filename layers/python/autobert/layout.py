@@ -63,7 +63,8 @@ run_record = _key(RUNS, "/run.json")
 # datasets/<version>/merged.json      every feedback id this version has seen (merged, duplicate or invalid)
 # trainsets/<version>/<base>/{train,validation}/   warm-start training channels (new feedback + replay sample)
 # triggers/<id>.json, triggers/_served/<id>.json   retraining requests and which run served each one
-# runs/<run_id>/history.json          the execution's event history (local runs)
+# runs/<run_id>/history/<n>.jsonl     the execution's event history (local runs), JSON lines, one chunk per save
+# runs/<run_id>/history.json          a history written whole (runs recorded before the chunks)
 TRAINSETS = "trainsets/"
 TRIGGERS = "triggers/"
 TRIGGERS_SERVED = "triggers/_served/"
@@ -74,6 +75,11 @@ dataset_merged_ids = _key(DATASETS, "/merged.json")
 trigger_key = _key(TRIGGERS, ".json")
 trigger_served_key = _key(TRIGGERS_SERVED, ".json")
 run_history = _key(RUNS, "/history.json")
+run_history_chunks = _key(RUNS, "/history/")
+
+
+def run_history_chunk(run_id: str, index: int) -> str:
+    return f"{run_history_chunks(run_id)}{index:08d}.jsonl"  # zero-padded: the keys sort in writing order
 
 
 def trainset_prefix(version: str, base: str) -> str:

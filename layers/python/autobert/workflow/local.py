@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -38,7 +39,7 @@ from autobert.workflow.datasets import current_dataset
 from autobert.workflow.errors import WorkflowError
 from autobert.workflow.merge import import_initial_dataset
 from autobert.workflow.registry import ModelRegistry
-from autobert.workflow.runs import FINISHED, RunStore, is_final, open_run, state_timings
+from autobert.workflow.runs import FINISHED, HistoryWriter, RunStore, is_final, open_run
 from autobert.workflow.tasks import TASKS
 from autobert.workflow.triggers import (
     in_window,
@@ -78,7 +79,11 @@ def ensure_initial_dataset(services: Services) -> dict:
 
 
 # -------------------------------------------------------------------------------------------------------- the lock
-PROGRESS_SECONDS = 2.0  # most frequent save of a running run's history (the console polls every 1.5-4 s)
+# A running run's history is saved once the runner has been quiet for QUIET_SECONDS (a burst of states is over: the
+# run is in a Wait state or a retry's pause), and at least every PROGRESS_SECONDS while events keep coming (the
+# console polls every 1.5-4 s). A save appends the new events only (``HistoryWriter``), so its cost does not grow.
+QUIET_SECONDS = 0.25
+PROGRESS_SECONDS = 2.0
 
 
 LOCK_POLL_SECONDS = 0.5  # how often a runner waiting for the lock tries it again
@@ -188,32 +193,39 @@ class LocalWorkflow(Workflow):
     def run(self, triggers: list[dict]) -> dict:
         s = self.services.settings
         execution_input = open_run(self.store, triggers, executor="local")
-        run_id = execution_input["run_id"]
+        history = HistoryWriter(self.runs, execution_input["run_id"])
+        # Wait states and retry pauses as the ASL says, times the scale (tests run them faster).
         cmd = [s.node, str(RUNNER), "--definition", str(ASL_FILE), "--input", json.dumps(execution_input),
-               "--wait-ms", str(s.local_wait_ms), "--retry-ms", str(s.local_retry_ms)]
-        events: list[dict] = []
+               "--time-scale", repr(s.local_wait_scale)]
         end: dict | None = None
-        saved_at = 0.0
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, cwd=REPO_ROOT)
         except OSError as exc:
-            return self._finish(run_id, events, {"status": "FAILED", "error": "LocalRunnerError",
-                                                 "cause": f"cannot start {s.node}: {exc}"})
+            return self._finish(history, {"status": "FAILED", "error": "LocalRunnerError",
+                                          "cause": f"cannot start {s.node}: {exc}"})
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_forward_lines, args=(proc.stdout, lines), name="asl-runner-output",
+                         daemon=True).start()
+        saved_at = time.monotonic()
         try:
-            for line in proc.stdout:
+            while True:
+                try:  # no timeout while everything is saved: a Wait state costs nothing here
+                    line = lines.get(timeout=QUIET_SECONDS if history.unsaved else None)
+                except queue.Empty:
+                    history.save()
+                    saved_at = time.monotonic()
+                    continue
+                if line is None:
+                    break
                 message = json.loads(line)
                 if message["type"] == "task":
                     proc.stdin.write(json.dumps(self._task(message)) + "\n")
                     proc.stdin.flush()
                 elif message["type"] == "event":
-                    events.append(message["event"])
-                    kind = message["event"]["type"]
-                    # The history is rewritten whole: during a long wait loop (a state exit every second or so) save
-                    # it at most every PROGRESS_SECONDS, or the writes would cost more CPU than the training job.
-                    if kind == "StateFailed" or (kind in ("StateExited", "StateRetried")
-                                                 and time.monotonic() - saved_at >= PROGRESS_SECONDS):
-                        self._progress(run_id, events)
+                    history.add(message["event"])
+                    if time.monotonic() - saved_at >= PROGRESS_SECONDS:
+                        history.save()
                         saved_at = time.monotonic()
                 elif message["type"] == "end":
                     end = message
@@ -228,7 +240,7 @@ class LocalWorkflow(Workflow):
         if end is None:
             end = {"status": "FAILED", "error": "LocalRunnerError",
                    "cause": f"the ASL runner exited {proc.returncode}: {stderr.strip()[-1000:]}"}
-        return self._finish(run_id, events, end)
+        return self._finish(history, end)
 
     def _task(self, message: dict) -> dict:
         task = TASKS.get(message["resource"])
@@ -243,14 +255,10 @@ class LocalWorkflow(Workflow):
                 logger.debug("task %s traceback", message["state"], exc_info=True)
             return {"id": message["id"], "error": type(exc).__name__, "cause": str(exc)}
 
-    def _progress(self, run_id: str, events: list[dict]) -> None:
-        self.runs.put_history(run_id, events)
-        self.runs.update(run_id, states=state_timings(events))
-
-    def _finish(self, run_id: str, events: list[dict], end: dict) -> dict:
-        self.runs.put_history(run_id, events)
+    def _finish(self, history: HistoryWriter, end: dict) -> dict:
+        run_id = history.run_id
         record = self.runs.get(run_id)
-        fields: dict[str, Any] = {"states": state_timings(events), "execution_status": end["status"]}
+        fields: dict[str, Any] = {"execution_status": end["status"]}
         if end["status"] == "SUCCEEDED":
             if record.get("status") not in FINISHED:
                 fields["status"] = "succeeded"
@@ -258,12 +266,20 @@ class LocalWorkflow(Workflow):
             fields["status"] = "failed"
             fields.setdefault("error", record.get("error") or end.get("error"))
             fields.setdefault("cause", record.get("cause") or end.get("cause"))
-        record = self.runs.update(run_id, **fields)
+        record = history.save(**fields)
         logger.info("run %s: %s", run_id, record["status"])
         return record
 
 
 # ------------------------------------------------------------------------------------------------- first model
+def _forward_lines(stream, lines: queue.Queue) -> None:
+    """The runner's output lines onto ``lines``, then None at its end (the run loop waits on them, with a timeout
+    only while it has events to save)."""
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
 def run_first_model(services: Services) -> dict:
     """Make sure a model is live: import the dataset if needed and run the retraining workflow once (bootstrap
     run: no warm start, the gate passes with no live model). The local endpoint must be running (it may have no
