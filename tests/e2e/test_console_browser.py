@@ -201,3 +201,25 @@ def test_the_feedback_view_counts_unmerged_items_per_label(page, stack):
     assert page.locator('tr[data-label="sci.space"] td').nth(1).inner_text() == "2"
     assert page.locator('tr[data-label="rec.autos"] td').nth(1).inner_text() == "1"
     assert page.locator("#start-retrain").is_enabled()
+
+
+def test_a_training_run_shows_its_progress_and_its_wait_loop_folded_into_one_line(page, stack):
+    services = stack["services"]
+    loops = ["WaitForTraining", "CheckTraining", "TrainingStatus"] * 60
+    write_run(services, "r-training", ["MergeData", "StartTraining", *loops], status="running", trigger="manual",
+              overrides={"CheckTraining": {"status": "InProgress", "timed_out": False}},
+              training_progress={"epoch": 2, "epochs": 3, "step": 800, "steps": 1530, "loss": 0.4128,
+                                 "samples_per_second": 6.5, "eta_seconds": 1797.0, "job_name": "ab-training",
+                                 "observed_at": "2026-12-02T05:10:02+00:00",
+                                 "history": [{"epoch": 1, "train_loss": 1.0984, "val_accuracy": 0.3333,
+                                              "val_macro_f1": 0.1667, "samples_per_second": 5.04}]})
+    page.goto(f"{stack['url']}/#/runs/r-training")
+    page.wait_for_selector("#training-epoch")
+    assert page.inner_text("#training-epoch") == "2 / 3" and page.inner_text("#training-step") == "800 / 1530"
+    assert page.inner_text("#training-speed") == "6.5" and page.inner_text("#training-eta") == "29 min 57 s"
+    assert page.locator("#training-epochs tbody tr").all_inner_texts() == ["1\t1.098\t0.333\t0.167\t5.0"]
+    page.click('svg.sfn [data-state="CheckTraining"]')
+    assert page.inner_text("#state-name") == "CheckTraining"
+    buttons = page.locator(".visit-tabs button")
+    assert buttons.count() == 1 and buttons.first.get_attribute("data-visits") == "60"
+    assert buttons.first.inner_text().startswith("× 60 visits (1–60), ")
