@@ -32,6 +32,24 @@ def make_model_folder(folder: Path, version: str, labels: list[str] | None = Non
     return folder
 
 
+def make_linear_model_folder(folder: Path, version: str, labels: list[str] | None = None) -> Path:
+    """A linear-only model folder (kind "linear", as ``train.py --model-kind linear`` writes it): no encoder, the
+    TF-IDF linear model fit on a few texts per label."""
+    import numpy as np
+
+    from autobert.linear import LinearTextModel
+    from autobert.modeling import ModelMeta, save_model_folder
+
+    labels = labels or LABELS
+    texts = [f"{label.replace('.', ' ')} text number {i}" for label in labels for i in range(3)]
+    y = np.repeat(np.arange(len(labels)), 3)
+    linear = LinearTextModel.fit(texts, y, len(labels))
+    meta = ModelMeta(model_version=version, base_model="tfidf-linear-svm", kind="linear", fusion_weight=1.0,
+                     fusion_temperature=5.0)
+    save_model_folder(folder, None, None, labels, meta, linear)
+    return folder
+
+
 def load_module(path: Path, name: str) -> ModuleType:
     """Import a file as a fresh module (a handler's cold start), after the test set its environment."""
     spec = importlib.util.spec_from_file_location(name, path)

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE, PROGRESS_SECONDS
+from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE, MODEL_KINDS, PROGRESS_SECONDS
 from autobert.data import read_dataset
 from autobert.errors import AutobertError, DataError, ModelLoadError, TrainingConfigError
 from autobert.linear import LinearTextModel
@@ -56,6 +56,7 @@ from autobert.modeling import (
     bf16_supported,
     encode,
     fuse,
+    is_model_folder,
     pad_batch,
     resolve_model_name,
     save_model_folder,
@@ -82,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Hyperparameters
     p.add_argument("--model-name", default="offline-default",
                    help="Base model: a hub id (bert-base-uncased on AWS), a local folder, or 'offline-default'.")
+    p.add_argument("--model-kind", choices=MODEL_KINDS, default="bert",
+                   help="bert: fine-tune --model-name (with --fusion, the TF-IDF linear model fused in); linear: the "
+                        "TF-IDF linear model alone, no fine-tuning (seconds on any CPU; the first model of a stack).")
     p.add_argument("--init-model", default=None,
                    help="Warm start: continue from this model folder (the retraining path). Labels it lacks are "
                         "appended to its classifier head; known labels keep their weights.")
@@ -169,6 +173,9 @@ def validate_args(args: argparse.Namespace) -> None:
     for ok, message in checks:
         if not ok:
             raise TrainingConfigError(message)
+    if args.model_kind == "linear" and args.init_model:
+        raise TrainingConfigError("--init-model: a linear model is refit on all its data in seconds, it continues "
+                                  "no model; drop --init-model (or pass --model-kind bert)")
     if args.live_model is None:
         args.live_model = args.init_model
     if args.output_data_dir is None:
@@ -394,7 +401,7 @@ def model_folder(path: str) -> Path:
     """A model folder as given, or extracted from the ``model.tar.gz`` a SageMaker channel holds (the live model
     reaches a training job as an S3 channel with the artifact SageMaker wrote)."""
     folder = Path(path)
-    if (folder / "config.json").is_file() or not folder.is_dir():
+    if is_model_folder(folder) or not folder.is_dir():
         return folder
     archives = sorted(folder.glob("*.tar.gz"))
     if not archives:
@@ -412,6 +419,9 @@ def load_base(args: argparse.Namespace, data_labels: list[str]):
     """Fresh model from ``--model-name``, or warm start from ``--init-model`` with the head grown for new labels."""
     if args.init_model:
         init = model_folder(args.init_model)
+        if is_model_folder(init) and not ModelMeta.load(init).has_encoder:
+            raise TrainingConfigError(f"--init-model {init}: a {ModelMeta.load(init).kind!r} model has no encoder "
+                                      "to continue from; fine-tune --model-name instead (no --init-model)")
         if not (init / "config.json").is_file() or not (init / LABELS_FILE).is_file():
             raise TrainingConfigError(f"--init-model {init}: not a model folder (needs config.json and labels.json)")
         old = TextClassifier.load(init)
@@ -496,9 +506,9 @@ def choose_fusion(bert_probs: np.ndarray, scores: np.ndarray, y: np.ndarray) -> 
 
 
 # ------------------------------------------------------------------------------------------------------------ main
-def train(args: argparse.Namespace) -> dict:
-    torch.manual_seed(args.seed)
-    started = time.perf_counter()
+def load_splits(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The training channel, and its training, validation and test splits (the validation channel, if given, is the
+    validation split), as both model kinds train on them."""
     df = read_dataset(Path(args.train))
     df["text"] = df["text"].astype(str)
     df["label"] = df["label"].astype(str)
@@ -514,7 +524,22 @@ def train(args: argparse.Namespace) -> dict:
         train_df = train_df.sample(n=min(args.max_train_samples, len(train_df)), random_state=args.seed)
     if train_df.empty:
         raise DataError(f"{args.train}: no training documents left after the validation/test split")
+    return df, train_df, val_df, test_df
 
+
+def label_array(frame: pd.DataFrame, label_ids: dict[str, int]) -> np.ndarray:
+    unknown = set(frame["label"]) - set(label_ids)
+    if unknown:
+        raise DataError(f"validation data has labels absent from training: {sorted(unknown)}")
+    return frame["label"].map(label_ids).to_numpy(dtype=np.int64)
+
+
+def train(args: argparse.Namespace) -> dict:
+    if args.model_kind == "linear":
+        return train_linear(args)
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    df, train_df, val_df, test_df = load_splits(args)
     model, tokenizer, labels, base_model = load_base(args, list(df["label"]))
     set_attention_dropout(model, args.attention_dropout)
     label_ids = {label: i for i, label in enumerate(labels)}
@@ -526,11 +551,8 @@ def train(args: argparse.Namespace) -> dict:
     def tokenized(frame: pd.DataFrame) -> tuple[list[list[int]], np.ndarray]:
         if frame.empty:
             return [], np.zeros(0, dtype=np.int64)
-        unknown = set(frame["label"]) - set(labels)
-        if unknown:
-            raise DataError(f"validation data has labels absent from training: {sorted(unknown)}")
-        ids = encode(tokenizer, frame["text"].tolist(), args.max_length, args.truncation)
-        return ids, frame["label"].map(label_ids).to_numpy(dtype=np.int64)
+        y = label_array(frame, label_ids)
+        return encode(tokenizer, frame["text"].tolist(), args.max_length, args.truncation), y
 
     train_ids, y_train = tokenized(train_df)
     val_ids, y_val = tokenized(val_df)
@@ -639,58 +661,126 @@ def train(args: argparse.Namespace) -> dict:
     meta = ModelMeta(model_version=args.model_version, base_model=base_model, max_length=args.max_length,
                      truncation=args.truncation)
     linear = None
-    report: dict = {"components": {}}
     val_probs = predict_probs(model, val_ids, pad_id, args.eval_batch_size, precision, device) if val_ids else None
     test_probs = (predict_probs(model, test_ids, pad_id, args.eval_batch_size, precision, device) if test_ids
                   else None)
     if args.fusion:
-        texts, y_linear = train_df["text"].tolist(), y_train
-        if args.fusion_data:
-            extra = read_dataset(Path(args.fusion_data))
-            held_out = set(val_df["text"]) | set(test_df["text"])
-            extra = extra[extra["label"].astype(str).isin(label_ids) & ~extra["text"].isin(held_out)]
-            texts = texts + extra["text"].astype(str).tolist()
-            y_linear = np.concatenate([y_train, extra["label"].astype(str).map(label_ids).to_numpy(dtype=np.int64)])
-        linear = LinearTextModel.fit(texts, y_linear, len(labels), seed=args.seed)
+        linear = fit_linear(args, train_df, y_train, (val_df, test_df), label_ids)
         if val_probs is not None:
             val_scores = linear.decision_function(val_df["text"].tolist())
             meta.fusion_weight, meta.fusion_temperature, _ = choose_fusion(val_probs, val_scores, y_val)
         else:
             meta.fusion_weight, meta.fusion_temperature = 0.5, 5.0
-    for name, frame, probs, y in (("validation", val_df, val_probs, y_val), ("test", test_df, test_probs, y_test)):
-        if probs is None:
+    report = split_reports(meta, linear, labels, (("validation", val_df, val_probs, y_val),
+                                                  ("test", test_df, test_probs, y_test)))
+    save_model_folder(Path(args.model_dir), model.cpu(), tokenizer, labels, meta, linear)
+    training = {
+        "samples": samples, "steps": step, "epochs_run": len(history), "best_epoch": best_epoch,
+        "samples_per_second": samples / train_seconds if train_seconds else 0.0,
+        "train_seconds": train_seconds, "device": str(device),
+        "precision": precision.name, "bf16": precision.name == "bf16", "resumed_from_epoch": resumed_from,
+        "documents": {"train": len(train_ids), "validation": len(val_ids), "test": len(test_ids)},
+    }
+    return finish(args, TextClassifier(model, tokenizer, labels, meta, linear), report, training, history, started)
+
+
+def train_linear(args: argparse.Namespace) -> dict:
+    """``--model-kind linear``: the TF-IDF linear model alone, no fine-tuning (seconds on any CPU), on the same
+    splits, with the same reports, holdout evaluation and metrics as a BERT run. Its probabilities are the softmax of
+    its margins times a temperature chosen on validation (lowest log-loss)."""
+    started = time.perf_counter()
+    df, train_df, val_df, test_df = load_splits(args)
+    labels = sorted(set(df["label"]))
+    label_ids = {label: i for i, label in enumerate(labels)}
+    y_train, y_val, y_test = (label_array(frame, label_ids) for frame in (train_df, val_df, test_df))
+    logger.info("documents: train=%d validation=%d test=%d labels=%d model=linear",
+                len(train_df), len(val_df), len(test_df), len(labels))
+    fit_started = time.perf_counter()
+    linear = fit_linear(args, train_df, y_train, (val_df, test_df), label_ids)
+    fit_seconds = time.perf_counter() - fit_started
+    temperature = (choose_temperature(linear.decision_function(val_df["text"].tolist()), y_val) if len(val_df)
+                   else 5.0)
+    meta = ModelMeta(model_version=args.model_version, base_model=LINEAR_BASE_MODEL, kind="linear",
+                     fusion_weight=1.0, fusion_temperature=temperature)
+    report = split_reports(meta, linear, labels, (("validation", val_df, None, y_val),
+                                                  ("test", test_df, None, y_test)))
+    save_model_folder(Path(args.model_dir), None, None, labels, meta, linear)
+    training = {
+        "samples": len(train_df), "steps": 0, "epochs_run": 0, "best_epoch": 0,
+        "samples_per_second": len(train_df) / fit_seconds if fit_seconds else 0.0, "train_seconds": fit_seconds,
+        "device": "cpu", "precision": "fp32", "bf16": False, "resumed_from_epoch": None,
+        "documents": {"train": len(train_df), "validation": len(val_df), "test": len(test_df)},
+    }
+    return finish(args, TextClassifier(None, None, labels, meta, linear), report, training, [], started)
+
+
+LINEAR_BASE_MODEL = "tfidf-linear-svm"  # the base_model a linear-only model records (it has no pretrained base)
+TEMPERATURES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
+
+
+def choose_temperature(scores: np.ndarray, y: np.ndarray) -> float:
+    """The temperature whose softmax of the linear margins has the lowest log-loss on ``y`` (validation)."""
+    def log_loss(t: float) -> float:
+        probs = fuse(None, scores, 1.0, t)
+        return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None))))
+
+    return min(TEMPERATURES, key=log_loss)
+
+
+def fit_linear(args: argparse.Namespace, train_df: pd.DataFrame, y_train: np.ndarray,
+               held_out: tuple[pd.DataFrame, ...], label_ids: dict[str, int]) -> LinearTextModel:
+    """The TF-IDF linear model on the training split and, with ``--fusion-data``, that channel's documents of known
+    labels that are not in a ``held_out`` (validation, test) split."""
+    texts, y_linear = train_df["text"].tolist(), y_train
+    if args.fusion_data:
+        extra = read_dataset(Path(args.fusion_data))
+        excluded = set().union(*(set(frame["text"]) for frame in held_out))
+        extra = extra[extra["label"].astype(str).isin(label_ids) & ~extra["text"].isin(excluded)]
+        texts = texts + extra["text"].astype(str).tolist()
+        y_linear = np.concatenate([y_train, extra["label"].astype(str).map(label_ids).to_numpy(dtype=np.int64)])
+    return LinearTextModel.fit(texts, y_linear, len(label_ids), seed=args.seed)
+
+
+def split_reports(meta: ModelMeta, linear: LinearTextModel | None, labels: list[str], splits) -> dict:
+    """The served model's classification report per split (``splits``: name, frame, BERT's probabilities or None
+    for a linear-only model, true label ids), and each component's summary under ``components``."""
+    report: dict = {"components": {}}
+    for name, frame, probs, y in splits:
+        if frame.empty:
             continue
         scores = linear.decision_function(frame["text"].tolist()) if linear else None
         fused = fuse(probs, scores, meta.fusion_weight, meta.fusion_temperature)
         report[name] = classification_report(y, fused.argmax(1), labels)
-        report["components"][name] = {"bert": summary(y, probs.argmax(1)),
-                                      "fused": summary(y, fused.argmax(1))}
+        components = {"fused": summary(y, fused.argmax(1))}
+        if probs is not None:
+            components["bert"] = summary(y, probs.argmax(1))
         if scores is not None:
-            report["components"][name]["linear"] = summary(y, scores.argmax(1))
+            components["linear"] = summary(y, scores.argmax(1))
+        report["components"][name] = components
+    return report
 
-    save_model_folder(Path(args.model_dir), model.cpu(), tokenizer, labels, meta, linear)
+
+def finish(args: argparse.Namespace, candidate: TextClassifier, report: dict, training: dict, history: list[dict],
+           started: float) -> dict:
+    """What every run ends with, whatever its kind: the serving code beside the saved model folder, the holdout
+    evaluation, and ``metrics.json`` (+ ``holdout.json``) in the model folder and the output folder."""
     package_serving_code(Path(args.model_dir))
-    wall = time.perf_counter() - started
+    meta = candidate.meta
     metrics = {
         "model_version": args.model_version,
-        "base_model": base_model,
+        "model_kind": meta.kind,
+        "base_model": meta.base_model,
         "init_model": args.init_model,
-        "labels": labels,
+        "labels": candidate.labels,
         **report,
         "fusion": {"weight": meta.fusion_weight, "temperature": meta.fusion_temperature},
-        "training": {
-            "samples": samples, "steps": step, "epochs_run": len(history), "best_epoch": best_epoch,
-            "samples_per_second": samples / train_seconds if train_seconds else 0.0,
-            "train_seconds": train_seconds, "wall_time_seconds": wall, "device": str(device),
-            "precision": precision.name, "bf16": precision.name == "bf16", "resumed_from_epoch": resumed_from,
-            "documents": {"train": len(train_ids), "validation": len(val_ids), "test": len(test_ids)},
-        },
+        "training": {**training, "wall_time_seconds": time.perf_counter() - started},
         "history": history,
         "hyperparameters": {k: v for k, v in vars(args).items()
                             if k not in ("train", "validation", "model_dir", "output_data_dir")},
     }
+    wall = metrics["training"]["wall_time_seconds"]
     if args.holdout:
-        candidate = TextClassifier(model, tokenizer, labels, meta, linear)
         metrics["holdout"] = evaluate_on_holdout(candidate, Path(args.holdout), args.live_model,
                                                     args.eval_batch_size)
     out = Path(args.output_data_dir)

@@ -79,6 +79,51 @@ def test_the_saved_model_loads_and_predicts_a_distribution_over_its_labels(train
     assert np.mean(np.array(predicted) == df["label"].to_numpy()) > 0.8
 
 
+@pytest.fixture(scope="module")
+def trained_linear(small_dataset, tmp_path_factory) -> Path:
+    """The linear model alone (``--model-kind linear``), scored on a holdout like any workflow run's model."""
+    out = tmp_path_factory.mktemp("trained-linear")
+    result = run_train(["--model-kind", "linear", "--train", str(small_dataset), "--holdout", str(small_dataset),
+                        "--model-dir", str(out / "model"), "--output-data-dir", str(out / "output"),
+                        "--progress", "false"])
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_the_linear_kind_writes_a_servable_model_folder_without_any_encoder(trained_linear, small_dataset):
+    model_dir = trained_linear / "model"
+    assert {p.name for p in model_dir.iterdir()} == {"labels.json", "autobert.json", "linear", "metrics.json",
+                                                     "holdout.json"}
+    assert json.loads((model_dir / "autobert.json").read_text())["kind"] == "linear"
+    metrics = json.loads((trained_linear / "output" / "metrics.json").read_text())
+    assert metrics["model_kind"] == "linear" and metrics["labels"] == read_labels(model_dir / "labels.json")
+    assert set(metrics["components"]["test"]) == {"linear", "fused"}
+    assert metrics["test"]["n"] == metrics["training"]["documents"]["test"] > 0
+    assert metrics["holdout"]["candidate"]["n"] == len(pd.read_parquet(small_dataset / "dataset.parquet"))
+    assert metrics["fusion"]["weight"] == 1.0 and metrics["fusion"]["temperature"] > 0
+
+    model = TextClassifier.load(model_dir)
+    assert model.model is None and model.linear is not None
+    df = pd.read_parquet(small_dataset / "dataset.parquet")
+    probs = model.predict_proba(df["text"].tolist())
+    assert probs.shape == (len(df), 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    predicted = np.array([model.labels[i] for i in probs.argmax(1)])
+    assert np.mean(predicted == df["label"].to_numpy()) > 0.9
+    # The holdout report says what the model predicts: the gate's input matches the served model.
+    assert metrics["holdout"]["candidate"]["accuracy"] == pytest.approx(np.mean(predicted == df["label"]))
+
+
+def test_a_linear_model_cannot_be_warm_started_from_and_a_linear_run_continues_no_model(
+        trained_linear, small_dataset, tiny_bert, tmp_path, capsys):
+    base = ["--train", str(small_dataset), "--model-dir", str(tmp_path / "m"), "--progress", "false"]
+    assert train.main([*base, "--init-model", str(trained_linear / "model")]) == 2
+    err = capsys.readouterr().err
+    assert "a 'linear' model has no encoder to continue from" in err and "Traceback" not in err
+    assert train.main([*base, "--model-kind", "linear", "--init-model", str(trained_linear / "model")]) == 2
+    assert "drop --init-model" in capsys.readouterr().err
+
+
 def test_the_sagemaker_environment_contract_runs_the_same_script(tiny_bert, small_dataset, tmp_path):
     env = {"SM_CHANNEL_TRAIN": str(small_dataset), "SM_MODEL_DIR": str(tmp_path / "model"),
            "SM_OUTPUT_DATA_DIR": str(tmp_path / "output"), "TRAINING_JOB_NAME": "autobert-job-7"}

@@ -22,7 +22,7 @@ import tarfile
 import pytest
 from botocore.stub import Stubber
 from sagemaker_pytorch_serving_container.handler_service import HandlerService
-from serving_helpers import LABELS, REPO, load_module, make_model_folder, rest_event, set_env
+from serving_helpers import LABELS, REPO, load_module, make_linear_model_folder, make_model_folder, rest_event, set_env
 
 from autobert.aws_ops import inference_code_files, repack_model
 
@@ -70,7 +70,17 @@ def model_tar_gz(folder) -> bytes:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The toolkit's handler service, initialised on the unpacked, repacked artifact (in /opt/ml/model's place)."""
-    folder = make_model_folder(tmp_path_factory.mktemp("trained") / "model", "v9")
+    yield from serve(make_model_folder(tmp_path_factory.mktemp("trained") / "model", "v9"), tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def served_linear(tmp_path_factory):
+    """The same for a linear-only model (kind "linear": no encoder files), the first model a stack serves."""
+    yield from serve(make_linear_model_folder(tmp_path_factory.mktemp("linear") / "model", "lin-3"),
+                     tmp_path_factory)
+
+
+def serve(folder, tmp_path_factory):
     packed = repack_model(model_tar_gz(folder), inference_code_files(REPO))
     model_dir = tmp_path_factory.mktemp("opt-ml") / "model"
     with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
@@ -115,6 +125,18 @@ def test_a_good_request_gets_200_and_one_json_prediction_per_text(served, accept
     answer = json.loads(body)
     assert answer["model_version"] == "v9" and len(answer["predictions"]) == 2
     assert all(p["label"] in LABELS and len(p["top_k"]) == 2 for p in answer["predictions"])
+
+
+def test_a_linear_only_model_is_served_by_the_container_like_any_other(served_linear):
+    status, content_type, body = invoke(served_linear, json.dumps({"instances": ["sci space text", "rec autos text"],
+                                                                   "top_k": 3}).encode())
+    assert (status, content_type) == (200, "application/json")
+    answer = json.loads(body)
+    assert answer["model_version"] == "lin-3"
+    assert [p["label"] for p in answer["predictions"]] == ["sci.space", "rec.autos"]
+    assert all({alt["label"] for alt in p["top_k"]} == set(LABELS) for p in answer["predictions"])
+    status, _, text = invoke(served_linear, b"{not json")
+    assert status == 400 and text.startswith("invalid JSON body")
 
 
 BAD_REQUESTS = [  # the predict Lambda's statuses and messages (autobert.api_models): the same model checks both

@@ -44,7 +44,8 @@ def stack(tmp_path_factory, tiny_bert, small_dataset):
     base = Settings(home=home, seed_dataset=small_dataset, holdout_fraction=0.2, model_name=str(tiny_bert),
                     train_epochs=2, warm_epochs=2, train_learning_rate=3e-3, warm_learning_rate=3e-3,
                     train_hyperparameters={"max-length": "32", "batch-size": "8"}, replay_per_class=20,
-                    replay_validation_per_class=5, feedback_threshold=5, local_wait_scale=0.005)
+                    replay_validation_per_class=5, feedback_threshold=5, local_wait_scale=0.005,
+                    first_model="bert")  # one bootstrap run; the linear first model: test_first_model.py
     endpoint = EndpointThread(base)
     settings = base.model_copy(update={"endpoint_url": endpoint.url})
     services = Services(settings)

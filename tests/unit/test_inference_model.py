@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from serving_helpers import LABELS, REPO, load_module, make_model_folder
+from serving_helpers import LABELS, REPO, load_module, make_linear_model_folder, make_model_folder
 
 
 @pytest.fixture(scope="module")
@@ -13,9 +13,11 @@ def inference():
     return load_module(REPO / "inference" / "inference.py", "inference_under_test")
 
 
-@pytest.fixture(scope="module")
-def model(inference, tmp_path_factory):
-    return inference.model_fn(str(make_model_folder(tmp_path_factory.mktemp("m") / "model", "v7")))
+@pytest.fixture(scope="module", params=["bert", "linear"])
+def model(request, inference, tmp_path_factory):
+    """Both kinds of model folder: BERT, and the linear model alone (no encoder files), served alike."""
+    make = make_model_folder if request.param == "bert" else make_linear_model_folder
+    return inference.model_fn(str(make(tmp_path_factory.mktemp("m") / "model", "v7")))
 
 
 def run(inference, model, request: dict) -> dict:
@@ -55,3 +57,12 @@ def test_a_folder_that_is_not_a_model_is_a_load_error_not_a_crash(inference, tmp
     with pytest.raises(Exception) as info:
         inference.model_fn(str(tmp_path))
     assert info.value.status_code == 500 and "cannot load model" in info.value.message
+
+
+def test_a_linear_only_model_folder_is_served_without_any_encoder_files(inference, tmp_path):
+    folder = make_linear_model_folder(tmp_path / "model", "lin-1")
+    assert not (folder / "config.json").exists() and not (folder / "model.safetensors").exists()
+    model = inference.model_fn(str(folder))
+    response = run(inference, model, {"instances": ["sci space text", "rec autos text"], "top_k": 2})
+    assert response["model_version"] == "lin-1"
+    assert [p["label"] for p in response["predictions"]] == ["sci.space", "rec.autos"]

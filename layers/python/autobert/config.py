@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     gate_macro_f1_margin: float = Field(0.01, ge=0, le=1, description="Largest holdout macro-F1 drop allowed.")
     gate_class_f1_margin: float = Field(0.05, ge=0, le=1, description="Largest F1 drop allowed on any class the "
                                         "live model knew.")
+    first_model: Literal["linear", "bert"] = Field(
+        "linear", description="The first model of a fresh stack: 'linear' puts the TF-IDF linear model live within "
+        "a minute or two, then fine-tunes BERT in a run of its own that replaces it if the gate passes; 'bert' "
+        "serves nothing until the BERT fine-tune is live.")
     train_epochs: float = Field(3, gt=0, description="Full retrain: epochs.")
     warm_epochs: float = Field(2, gt=0, description="Warm-start retrain: epochs.")
     train_learning_rate: float = Field(1e-4, gt=0, lt=1, description="Full retrain: peak learning rate.")

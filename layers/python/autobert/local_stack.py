@@ -114,12 +114,14 @@ def emit(stream: TextIO, event: str, **fields: Any) -> None:
 
 
 def stack_environment(home: Path, **settings: str) -> dict[str, str]:
-    """The environment of an `autobert up` child with its own ``home`` on free ports and no scheduled or threshold
-    run (``settings``: more ``AUTOBERT_*`` variables): ours without any ``AUTOBERT_*`` variable, plus those."""
+    """The environment of an `autobert up` child with its own ``home`` on free ports and no scheduled, threshold or
+    background run: its first model is the BERT fine-tune, not the linear model followed by a BERT run in the
+    background (``settings``: more ``AUTOBERT_*`` variables, e.g. ``AUTOBERT_FIRST_MODEL="linear"``): ours
+    without any ``AUTOBERT_*`` variable, plus those."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOBERT_")}
     env.update({"AUTOBERT_MODE": "local", "AUTOBERT_HOME": str(home), "AUTOBERT_ENDPOINT_PORT": "0",
                 "AUTOBERT_API_PORT": "0", "AUTOBERT_CONSOLE_PORT": "0", "AUTOBERT_SCHEDULE_ENABLED": "false",
-                "AUTOBERT_FEEDBACK_THRESHOLD": "1000000000", **settings})
+                "AUTOBERT_FEEDBACK_THRESHOLD": "1000000000", "AUTOBERT_FIRST_MODEL": "bert", **settings})
     return env
 
 

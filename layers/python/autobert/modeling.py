@@ -3,9 +3,14 @@
 A model folder holds:
 - ``config.json`` + ``model.safetensors`` + tokenizer files: the fine-tuned BERT (``save_pretrained``, no pickle);
 - ``labels.json``: the label encoder (index = class id), the same file the dataset export writes;
-- ``autobert.json``: how to use it (max length, truncation, fusion weights, version, base model);
+- ``autobert.json``: how to use it (kind, max length, truncation, fusion weights, version, base model);
 - ``linear/``: the optional TF-IDF linear model fused with BERT's probabilities;
 - ``metrics.json``, ``holdout.json``: what training measured (``autobert.contracts``' report files).
+
+Its ``kind`` (``autobert.contracts.MODEL_KINDS``) says which parts it has: "bert" has the encoder (and usually
+``linear/``); "linear" has no encoder files at all, only ``labels.json``, ``autobert.json`` and ``linear/``: its
+probabilities are the softmax of the linear margins times ``fusion_temperature`` (``fusion_weight`` 1: the linear
+model's share of the fused model is all of it). Both load as a ``TextClassifier`` and predict alike.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerBase
 
+from autobert.contracts import ENCODER_KINDS, MODEL_KINDS
 from autobert.data import LABELS_FILE, read_labels, write_labels
 from autobert.errors import ModelLoadError, TrainingConfigError
 from autobert.linear import LinearTextModel
@@ -58,6 +64,11 @@ class ModelMeta:
     fusion_weight: float = 0.0  # weight of the linear model's probabilities; 0 = BERT alone
     fusion_temperature: float = 1.0  # scale of the linear margins before their softmax
     extra: dict = field(default_factory=dict)
+    kind: str = "bert"  # autobert.contracts.MODEL_KINDS; folders written before it existed are "bert"
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.kind in ENCODER_KINDS
 
     def save(self, folder: Path) -> None:
         (folder / META_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -65,9 +76,13 @@ class ModelMeta:
     @classmethod
     def load(cls, folder: Path) -> ModelMeta:
         try:
-            return cls(**json.loads((folder / META_FILE).read_text()))
+            meta = cls(**json.loads((folder / META_FILE).read_text()))
         except (OSError, ValueError, TypeError) as exc:
             raise ModelLoadError(f"{folder}: unreadable {META_FILE} ({exc})") from exc
+        if meta.kind not in MODEL_KINDS:
+            raise ModelLoadError(f"{folder}: unknown model kind {meta.kind!r} in {META_FILE} (one of "
+                                 f"{', '.join(MODEL_KINDS)})")
+        return meta
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int, truncation: str = "head"
@@ -102,18 +117,24 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def fuse(bert_probs: np.ndarray, linear_scores: np.ndarray | None, weight: float, temperature: float) -> np.ndarray:
+def fuse(bert_probs: np.ndarray | None, linear_scores: np.ndarray | None, weight: float, temperature: float
+         ) -> np.ndarray:
+    """BERT's probabilities mixed with the softmax of the linear margins times ``temperature`` (its share:
+    ``weight``); without ``bert_probs`` (a linear-only model) that softmax alone."""
+    if bert_probs is None:
+        return softmax(linear_scores * temperature)
     if linear_scores is None or weight <= 0:
         return bert_probs
     return (1.0 - weight) * bert_probs + weight * softmax(linear_scores * temperature)
 
 
 class TextClassifier:
-    """A loaded model folder: BERT + tokenizer + labels (+ linear model), ready to predict."""
+    """A loaded model folder: BERT + tokenizer + labels (+ linear model), or labels + linear model alone (kind
+    "linear": ``model`` and ``tokenizer`` are None), ready to predict."""
 
     def __init__(self, model, tokenizer, labels: list[str], meta: ModelMeta, linear: LinearTextModel | None,
                  device: torch.device | None = None):
-        self.model = model.eval()
+        self.model = model.eval() if model is not None else None
         self.tokenizer = tokenizer
         self.labels = labels
         self.meta = meta
@@ -128,10 +149,17 @@ class TextClassifier:
     @classmethod
     def load(cls, folder: Path | str, device: torch.device | None = None) -> TextClassifier:
         folder = Path(folder)
-        if not (folder / "config.json").is_file():
-            raise ModelLoadError(f"{folder}: not a model folder (no config.json)")
+        if not is_model_folder(folder):
+            raise ModelLoadError(f"{folder}: not a model folder (no config.json or {META_FILE})")
         meta = ModelMeta.load(folder)
         labels = read_labels(folder / LABELS_FILE)
+        if not meta.has_encoder:
+            if not (folder / LINEAR_DIR).is_dir():
+                raise ModelLoadError(f"{folder}: a {meta.kind!r} model folder without its {LINEAR_DIR}/ model")
+            linear = LinearTextModel.load(folder / LINEAR_DIR)
+            if linear.n_labels != len(labels):
+                raise ModelLoadError(f"{folder}: linear model has {linear.n_labels} outputs but {len(labels)} labels")
+            return cls(None, None, labels, meta, linear, device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
             model = AutoModelForSequenceClassification.from_pretrained(folder)
@@ -162,19 +190,31 @@ class TextClassifier:
         return self.tokenizer.pad_token_id or 0
 
     def predict_proba(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        if self.model is None:  # the linear model alone
+            return fuse(None, self.linear.decision_function(texts), 1.0, self.meta.fusion_temperature)
         probs = self.bert_probs(texts, batch_size)
         scores = self.linear.decision_function(texts) if self.linear and self.meta.fusion_weight > 0 else None
         return fuse(probs, scores, self.meta.fusion_weight, self.meta.fusion_temperature)
 
 
+def is_model_folder(folder: Path) -> bool:
+    """A folder that ``save_model_folder`` wrote (either kind), as opposed to, say, one holding a model.tar.gz."""
+    return (folder / "config.json").is_file() or (folder / META_FILE).is_file()
+
+
 def save_model_folder(folder: Path, model, tokenizer, labels: list[str], meta: ModelMeta,
                       linear: LinearTextModel | None) -> None:
+    """Write a model folder; ``model`` and ``tokenizer`` None for a linear-only one (``meta.kind`` "linear")."""
     folder.mkdir(parents=True, exist_ok=True)
-    model.config.id2label = dict(enumerate(labels))
-    model.config.label2id = {label: i for i, label in enumerate(labels)}
-    model.save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
     write_labels(labels, folder / LABELS_FILE)
     meta.save(folder)
     if linear is not None:
         linear.save(folder / LINEAR_DIR)
+    if model is None:
+        if meta.has_encoder or linear is None:
+            raise TrainingConfigError(f"a model folder of kind {meta.kind!r} needs its encoder")
+        return
+    model.config.id2label = dict(enumerate(labels))
+    model.config.label2id = {label: i for i, label in enumerate(labels)}
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)

@@ -32,6 +32,7 @@ from filelock import FileLock, Timeout
 
 from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT
+from autobert.contracts import ENCODER_KINDS, MODEL_KIND
 from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
 from autobert.errors import AutobertError
 from autobert.ports import Workflow
@@ -283,18 +284,29 @@ def _forward_lines(stream, lines: queue.Queue) -> None:
 def run_first_model(services: Services) -> dict:
     """Make sure a model is live: import the dataset if needed and run the retraining workflow once (bootstrap
     run: no warm start, the gate passes with no live model). The local endpoint must be running (it may have no
-    model yet): the run ends by swapping the model onto it. Returns ``models/live.json``."""
+    model yet): the run ends by swapping the model onto it. Returns ``models/live.json``.
+
+    With ``AUTOBERT_FIRST_MODEL=linear`` (the default) that first run trains the TF-IDF linear model alone (a
+    minute or two, on any CPU), and once it is live a second bootstrap run, the BERT fine-tune, is started in the
+    background: it replaces the linear model if the gate passes. Each trigger says what its run trains
+    (``model_kind``)."""
     ensure_initial_dataset(services)
     registry = ModelRegistry(services.store)
     live = registry.live()
     if live:
         return live
-    result = LocalWorkflow(services).request("bootstrap", full=True, wait=True)
+    workflow = LocalWorkflow(services)
+    first = services.settings.first_model
+    result = workflow.request("bootstrap", full=True, wait=True, **{MODEL_KIND: first})
     live = registry.live()
     if live is None:
         run = result["run"]
         raise WorkflowError(f"the first run {run['run_id']} ended {run['status']}: "
                             f"{run.get('error')}: {run.get('cause')}")
+    if first not in ENCODER_KINDS:
+        followup = workflow.request("bootstrap", full=True, **{MODEL_KIND: "bert"})
+        logger.info("model %s (%s) serves; the BERT fine-tune follows in the background (trigger %s)",
+                    live["version"], first, followup["trigger"]["id"])
     return live
 
 

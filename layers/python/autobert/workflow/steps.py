@@ -21,8 +21,8 @@ from typing import Any
 
 from autobert import layout
 from autobert.bootstrap import Services
-from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE, TRAINING_PROGRESS
-from autobert.ports import TrainingJobs, TrainingJobSpec, TuningJobs
+from autobert.contracts import ENCODER_KINDS, HOLDOUT_REPORT_FILE, METRICS_FILE, MODEL_KIND, TRAINING_PROGRESS
+from autobert.ports import ObjectNotFound, ObjectStore, TrainingJobs, TrainingJobSpec, TuningJobs
 from autobert.tuning.records import load_defaults_record
 from autobert.workflow.errors import DeploymentError
 from autobert.workflow.gate import Margins, decide
@@ -47,7 +47,9 @@ def merge_data(services: Services, event: dict) -> dict:
     runs.update(run_id, status="running", triggers=event.get("triggers", []), full=bool(event.get("full")))
     result = merging.merge_feedback(store)
     live = ModelRegistry(store).live_record()
-    warm = bool(live) and not event.get("full") and bool(live.get("dataset_version"))
+    model_kind = requested_model_kind(store, event.get("triggers", []))
+    warm = (bool(live) and not event.get("full") and bool(live.get("dataset_version"))
+            and continues_encoder(model_kind, live))
     if warm:
         channels = merging.build_warm_trainset(
             store, result.dataset_version, live["dataset_version"], replay_per_class=settings.replay_per_class,
@@ -56,9 +58,26 @@ def merge_data(services: Services, event: dict) -> dict:
     else:
         channels = {"train": layout.dataset_prefix(result.dataset_version), "validation": None}
     out = {**result.summary(), "warm": warm, "init_version": live["version"] if live else None,
-           "channels": channels}
-    runs.update(run_id, dataset_version=result.dataset_version, merge=result.summary(), warm=warm)
+           "channels": channels, MODEL_KIND: model_kind}
+    runs.update(run_id, dataset_version=result.dataset_version, merge=result.summary(), warm=warm,
+                **{MODEL_KIND: model_kind})
     return out
+
+
+def requested_model_kind(store: ObjectStore, trigger_ids: list[str]) -> str:
+    """What the run trains (``autobert.contracts.MODEL_KINDS``): "linear" only when every trigger it serves asks
+    for it (the first model of a stack); a trigger that names no kind asks for BERT."""
+    kinds = set()
+    for trigger_id in trigger_ids:
+        with suppress(ObjectNotFound):
+            kinds.add(store.get_json(layout.trigger_key(trigger_id)).get(MODEL_KIND, "bert"))
+    return "linear" if kinds == {"linear"} else "bert"
+
+
+def continues_encoder(model_kind: str, live: dict) -> bool:
+    """Whether a run training ``model_kind`` can warm-start from the ``live`` registry record: both must have an
+    encoder (a linear-only live model has none to continue: BERT then trains from the base model on everything)."""
+    return model_kind in ENCODER_KINDS and live.get(MODEL_KIND, "bert") in ENCODER_KINDS
 
 
 # -------------------------------------------------------------------------------------------------- StartTraining
@@ -66,7 +85,7 @@ def merge_data(services: Services, event: dict) -> dict:
 # base model would overshoot it, so those stay the warm-start settings.
 FULL_TRAINING_ONLY = ("epochs", "learning-rate")
 # Set by the workflow itself; a tuned defaults record never overrides them.
-WORKFLOW_OWNED = ("model-version", "init-model", "progress", "test-fraction")
+WORKFLOW_OWNED = ("model-version", "model-kind", "init-model", "progress", "test-fraction")
 
 
 def tuned_defaults(services: Services, warm: bool) -> tuple[dict[str, str], dict | None]:
@@ -78,7 +97,8 @@ def tuned_defaults(services: Services, warm: bool) -> tuple[dict[str, str], dict
 
 
 def training_hyperparameters(services: Services, job_name: str, warm: bool, init_path: str | None,
-                             has_validation: bool, tuned: dict[str, str] | None = None) -> dict[str, str]:
+                             has_validation: bool, tuned: dict[str, str] | None = None,
+                             model_kind: str = "bert") -> dict[str, str]:
     """Settings defaults, then the tuned defaults (``tuned``, else read from the bucket), then
     AUTOBERT_TRAIN_HYPERPARAMETERS (explicit settings win)."""
     s = services.settings
@@ -89,7 +109,7 @@ def training_hyperparameters(services: Services, job_name: str, warm: bool, init
         "seed": str(s.seed),
     }
     hp.update(tuned_defaults(services, warm)[0] if tuned is None else tuned)
-    hp.update({"model-version": job_name, "progress": "false"})
+    hp.update({"model-version": job_name, "model-kind": model_kind, "progress": "false"})
     if warm and init_path:
         hp["init-model"] = init_path
     if has_validation:
@@ -128,7 +148,8 @@ def training_inputs(services: Services, merge: dict, job_name: str, jobs: Traini
         channels["live"] = live["model_uri"]
         init_path = jobs.init_model_path("live", live["model_uri"])
     tuned, tuned_from = tuned_defaults(services, merge["warm"])
-    hp = training_hyperparameters(services, job_name, merge["warm"], init_path, "validation" in channels, tuned)
+    hp = training_hyperparameters(services, job_name, merge["warm"], init_path, "validation" in channels, tuned,
+                                  merge.get(MODEL_KIND, "bert"))
     return TrainingInputs(channels, hp, tuned_from)
 
 
@@ -199,6 +220,7 @@ def evaluate(services: Services, event: dict) -> dict:
         version, status="candidate" if decision.promote else "rejected",
         run_id=run_id, dataset_version=merge["dataset_version"], holdout_version=merge["holdout_version"],
         model_uri=status["model_uri"], labels=metrics.get("labels", []), warm=training["warm"],
+        model_kind=metrics.get(MODEL_KIND, "bert"),
         init_version=merge.get("init_version"),
         metrics={"accuracy": test.get("accuracy"), "macro_f1": test.get("macro_f1"),
                  "training": metrics.get("training", {})},
