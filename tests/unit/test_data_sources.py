@@ -5,6 +5,7 @@ training."""
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from datetime import UTC, datetime
 
@@ -12,7 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from autobert import cli
 from autobert.adapters.local_store import LocalObjectStore
+from autobert.bootstrap import bootstrap
+from autobert.config import Settings
 from autobert.data import (
     DATASET_FILE,
     LABELS_FILE,
@@ -20,6 +24,10 @@ from autobert.data import (
     export_dataset,
     header_date,
     load_20newsgroups,
+    load_source,
+    prepare,
+    prepare_configured,
+    prepare_first_dataset,
     preprocess,
     read_labels,
     temporal_split,
@@ -159,3 +167,193 @@ def test_feedback_rows_without_a_date_stay_older_in_an_article_number_split():
     older, newer = temporal_split(df, 0.5)
     assert sorted(newer["id"]) == ["train/g1/20", "train/g2/7"]
     assert np.isin(["fb/abc", "fb/def"], older["id"]).all()
+
+
+# ------------------------------------------------------------------------------------------------- own data
+CSV = 'text,label\n"I love this phone",positive\n"Terrible battery",negative\n"Screen, sound:\ngreat",positive\n'
+
+
+def write(path, content: str | bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    return path
+
+
+def rows(df: pd.DataFrame) -> list[tuple[str, str]]:
+    return sorted(zip(df["text"], df["label"], strict=True))
+
+
+def test_a_csv_with_text_and_label_columns_loads_as_written(tmp_path):
+    df = load_source(write(tmp_path / "reviews.csv", CSV + "NA,negative\n"))
+    assert rows(df) == [("I love this phone", "positive"), ("NA", "negative"), ("Screen, sound:\ngreat", "positive"),
+                        ("Terrible battery", "negative")]  # quoting, a newline in a cell and "NA" kept
+    assert df["date"].dtype == "datetime64[ns, UTC]" and df["date"].isna().all()
+    bom = load_source(write(tmp_path / "bom.csv", b"\xef\xbb\xbf" + CSV.encode()))
+    assert rows(bom) == [("I love this phone", "positive"), ("Screen, sound:\ngreat", "positive"),
+                         ("Terrible battery", "negative")]  # a byte-order mark does not hide the 'text' column
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".ndjson"])
+def test_json_lines_keep_an_optional_date_column_and_read_integer_labels_as_text(tmp_path, suffix):
+    lines = ['{"text": "spam spam", "label": 1, "date": "2024-03-01T10:00:00+01:00"}',
+             '{"text": "hello friend", "label": 0}', '', '{"text": "caf\\u00e9 au lait", "label": 0, "date": "?"}']
+    df = load_source(write(tmp_path / f"mail{suffix}", "\n".join(lines) + "\n"))
+    assert rows(df) == [("café au lait", "0"), ("hello friend", "0"), ("spam spam", "1")]
+    by_text = df.set_index("text")["date"]
+    assert by_text["spam spam"] == utc(2024, 3, 1, 9, 0) and by_text.isna().sum() == 2
+
+
+def test_parquet_with_other_column_names_loads_with_the_configured_columns(tmp_path):
+    frame = pd.DataFrame({"body": ["a", "b", "c"], "category": ["x", "y", "x"], "extra": [1, 2, 3]})
+    frame.to_parquet(tmp_path / "data.parquet")
+    df = load_source(tmp_path / "data.parquet", text_column="body", label_column="category")
+    assert rows(df) == [("a", "x"), ("b", "y"), ("c", "x")] and list(df.columns) == ["text", "label", "date"]
+
+
+def test_a_folder_per_label_loads_every_text_file_utf8_else_latin1(tmp_path, caplog):
+    root = tmp_path / "tickets"
+    write(root / "billing" / "1.txt", "Invoice wrong\r\ntwice")
+    write(root / "billing" / "2020" / "deep.txt", "nested file")
+    write(root / "billing" / ".hidden", "skipped")
+    write(root / "outage" / "a.txt", "Caf\xe9 down".encode("latin-1"))
+    write(root / "outage" / "b.txt", "naïve outage".encode())
+    write(root / ".git" / "HEAD", "not a label")
+    with caplog.at_level("WARNING", logger="autobert.data"):
+        df = load_source(root)
+    assert rows(df) == [("Café down", "outage"), ("Invoice wrong\ntwice", "billing"), ("naïve outage", "outage"),
+                        ("nested file", "billing")]
+    assert "1 file(s) not valid UTF-8, read as latin-1" in caplog.text
+
+
+def test_prepare_cleans_dedups_and_filters_own_data_and_logs_what_it_dropped(tmp_path, caplog):
+    lines = ["text,label"] + [f"positive review number {i},pos" for i in range(12)]
+    lines += [f"negative review number {i},neg" for i in range(12)] + ["positive review number 1,pos"]
+    lines += [",pos", "   ,neg", '"Subject: kept\n\nbody",neg'] + [f"rare {i},rare" for i in range(3)]
+    source = write(tmp_path / "reviews.csv", "\n".join(lines))
+    with caplog.at_level("INFO", logger="autobert.data"):
+        out, report = prepare(str(source), tmp_path / "prepared", tmp_path / "cache")
+    assert (report.documents_in, report.empty_dropped, report.duplicates_dropped) == (31, 2, 1)
+    assert report.classes_dropped == {"rare": 3} and report.documents_out == 25
+    assert read_labels(out / LABELS_FILE) == ["neg", "pos"]
+    exported = pd.read_parquet(out / DATASET_FILE)
+    assert "Subject: kept\n\nbody" in set(exported["text"])  # no 20NG header stripping unless configured
+    assert "dropped 2 document(s) with an empty text or label" in caplog.text
+    assert "fewer than 10 documents (min_class_count): rare (3)" in caplog.text
+
+
+def test_the_settings_name_the_columns_and_the_source(tmp_path, monkeypatch):
+    source = write(tmp_path / "d.csv", "msg,tag\n" + "".join(f"m{i},{'ab'[i % 2]}\n" for i in range(20)))
+    for name, value in {"DATA_SOURCE": source, "TEXT_COLUMN": "msg", "LABEL_COLUMN": "tag"}.items():
+        monkeypatch.setenv(f"AUTOBERT_{name}", str(value))
+    _, report = prepare_configured(Settings(home=tmp_path), tmp_path / "prepared")
+    assert report.documents_out == 20
+    manifest = json.loads((tmp_path / "prepared" / "manifest.json").read_text())
+    assert (manifest["source"], manifest["text_column"], manifest["label_column"]) == (str(source), "msg", "tag")
+
+
+ERRORS = [  # file name, content, the one-line message expected
+    ("cols.csv", "body,cat\nx,a\n", r"cols.csv: no column 'text' \(columns found: body, cat\); name yours with "
+                                    r"AUTOBERT_TEXT_COLUMN or --text-column"),
+    ("nolabel.jsonl", '{"text": "x", "tag": "a"}\n', r"no column 'label' \(columns found: text, tag\)"),
+    ("zero.csv", "", r"zero.csv: empty file"),
+    ("blank.jsonl", "\n \n", r"blank.jsonl: empty file"),
+    ("header.csv", "text,label\n", r"header.csv: no rows \(only a header\)"),
+    ("one.csv", "text,label\nx,spam\ny,spam\n,ham\n", r"one.csv: only one label \('spam'\) among the documents with a "
+                                                      r"text: a classifier needs at least 2"),
+    ("latin.csv", b"text,label\nok,a\nCaf\xe9,b\n", r"latin.csv: line 3 is not valid UTF-8 \(byte 0xe9 at column 4\); "
+                                                    r"save the file as UTF-8"),
+    ("latin.jsonl", b'{"text": "ok", "label": "a"}\n{"text": "\xff", "label": "b"}\n',
+     r"latin.jsonl: line 2 is not valid UTF-8 \(byte 0xff at column 11\)"),
+    ("broken.jsonl", '{"text": "ok", "label": "a"}\n{"text": "x" "label": "b"}\n',
+     r"broken.jsonl: line 2 is not valid JSON \(Expecting ',' delimiter\)"),
+    ("list.jsonl", '{"text": "ok", "label": "a"}\n["x", "b"]\n', r"list.jsonl: line 2 is not a JSON object"),
+    ("labels.csv", "text,label\nx,good\ny,not good\n", r"labels.csv: row 2: label 'not good': not a valid label: "
+                                                       r"1-64 characters, letters, digits"),
+    ("slash.jsonl", '{"text": "x", "label": "a"}\n{"text": "y", "label": "a/b"}\n',
+     r"slash.jsonl: row 2: label 'a/b': not a valid label"),
+    ("table.xlsx", b"PK\x03\x04", r"table.xlsx: unsupported data file: expected .csv, .jsonl/.ndjson, .parquet"),
+    ("bad.parquet", b"PAR1 not really", r"bad.parquet: unreadable Parquet file"),
+    ("ragged.csv", "text,label\nx,a\ny,b,c,d\n", r"ragged.csv: not a valid CSV file \(Error tokenizing data"),
+]
+
+
+@pytest.mark.parametrize("name, content, message", ERRORS, ids=[e[0] for e in ERRORS])
+def test_each_bad_file_is_one_clear_line_naming_it(tmp_path, name, content, message):
+    with pytest.raises(DataError, match=message) as caught:
+        prepare(str(write(tmp_path / name, content)), tmp_path / "out", tmp_path / "cache", min_class_count=1)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_bad_parquet_cells_and_label_folders_are_clear_errors(tmp_path):
+    pd.DataFrame({"text": [b"ok", b"\xe9t\xe9"], "label": ["a", "b"]}).to_parquet(tmp_path / "bytes.parquet")
+    with pytest.raises(DataError, match=r"bytes.parquet: row 2, column 'text' is not valid UTF-8 \(byte 0xe9"):
+        load_source(tmp_path / "bytes.parquet")
+    write(tmp_path / "folders" / "good" / "1.txt", "x")
+    write(tmp_path / "folders" / "bad label" / "1.txt", "y")
+    with pytest.raises(DataError, match=r"folders/bad label: label 'bad label': not a valid label"):
+        load_source(tmp_path / "folders")
+    (tmp_path / "nothing" / "empty-label").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"nothing: no text files found \(expected one subfolder per label"):
+        load_source(tmp_path / "nothing")
+
+
+def test_too_few_documents_per_label_says_how_many_and_what_to_change(tmp_path):
+    source = write(tmp_path / "tiny.csv", "text,label\na,x\nb,x\nc,y\n")
+    with pytest.raises(DataError, match=r"tiny.csv: dataset has 0 class\(es\) after preprocessing \(min_class_count="
+                                        r"10; documents per label: x 2, y 1\).*lower AUTOBERT_MIN_CLASS_COUNT"):
+        prepare(str(source), tmp_path / "out", tmp_path / "cache")
+
+
+def test_the_first_dataset_is_prepared_once_and_another_source_later_is_refused(tmp_path):
+    first = write(tmp_path / "first.csv", "text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)))
+    other = write(tmp_path / "other.csv", "text,label\n" + "".join(f"o{i},{'cd'[i % 2]}\n" for i in range(20)))
+    settings = Settings(home=tmp_path, data_source=str(first))
+    folder = tmp_path / "prepared"
+    assert prepare_first_dataset(settings, folder, imported=None) == folder
+    written = (folder / DATASET_FILE).read_bytes()
+    assert prepare_first_dataset(settings, folder, imported="d-123") == folder  # the same source: nothing to do
+    assert (folder / DATASET_FILE).read_bytes() == written
+    with pytest.raises(DataError, match=r"other.csv: the first dataset is already imported \(version d-123, from "
+                                        r".*first.csv\); --data chooses the first dataset only"):
+        prepare_first_dataset(settings.model_copy(update={"data_source": str(other)}), folder, imported="d-123")
+
+
+# ---------------------------------------------------------------------------------------------------- the CLI
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOBERT_HOME", str(tmp_path / "home"))
+    for name in ("DATA_SOURCE", "TEXT_COLUMN", "LABEL_COLUMN", "SEED_DATASET"):
+        monkeypatch.delenv(f"AUTOBERT_{name}", raising=False)
+    return tmp_path / "home"
+
+
+@pytest.mark.parametrize("command", ["prepare", "up"])
+def test_prepare_and_up_with_a_bad_file_exit_2_with_one_line(home, tmp_path, capsys, command):
+    bad = write(tmp_path / "bad.csv", "body,cat\nx,a\n")
+    assert cli.main([command, "--data", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"autobert: error: {bad}: no column 'text' (columns found: body, cat); name yours with "
+                       "AUTOBERT_TEXT_COLUMN or --text-column")
+    assert not any("Traceback" in line for line in err)
+    assert not (home / "prepared").exists() and not (home / "bucket").exists()
+
+
+def test_prepare_takes_the_column_options(home, tmp_path, capsys):
+    source = write(tmp_path / "d.csv", "msg,tag\n" + "".join(f"m{i},{'ab'[i % 2]}\n" for i in range(20)))
+    assert cli.main(["prepare", "--data", str(source), "--text-column", "msg", "--label-column", "tag"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents_out"] == 20
+    assert read_labels(home / "prepared" / LABELS_FILE) == ["a", "b"]
+
+
+def test_up_with_data_for_a_home_that_has_another_dataset_exits_2_before_starting(home, tmp_path, capsys):
+    first = write(tmp_path / "first.csv", "text,label\n" + "".join(f"t{i},{'ab'[i % 2]}\n" for i in range(20)))
+    other = write(tmp_path / "other.csv", "text,label\n" + "".join(f"o{i},{'ab'[i % 2]}\n" for i in range(20)))
+    settings = Settings(home=home, data_source=str(first))
+    prepare_configured(settings, home / "prepared")
+    store = bootstrap(settings).store
+    df = pd.read_parquet(home / "prepared" / DATASET_FILE)
+    version = import_initial_dataset(store, df, ["a", "b"], holdout_fraction=0.1, seed=1)["version"]
+    assert cli.main(["up", "--data", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"autobert: error: {other}: the first dataset is already imported (version {version}")

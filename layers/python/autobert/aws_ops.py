@@ -325,8 +325,10 @@ def wait_for_endpoint(sagemaker, endpoint_name: str, *, timeout: float, poll: fl
 # ------------------------------------------------------------------------------------------------------ bootstrap
 def bootstrap(*, cfn, s3, sagemaker, stepfunctions, apigateway, settings, stack_name: str, prepared: Path,
               direct: bool = False, wait: bool = True, timeout: float = 6 * 3600, poll: float = 30.0,
-              sleep: Callable[[float], None] = time.sleep, repo: Path = REPO_ROOT) -> dict:
-    """Dataset + code upload, first training, endpoint; returns what was done plus the API URL and key."""
+              sleep: Callable[[float], None] = time.sleep, repo: Path = REPO_ROOT, prepare_data: bool = False) -> dict:
+    """Dataset + code upload, first training, endpoint; returns what was done plus the API URL and key.
+    ``prepare_data`` (``--data``): first prepare ``settings.data_source`` into ``prepared`` (``autobert.data.
+    prepare_first_dataset``: refused if the bucket already holds a first dataset from another source)."""
     from autobert.adapters.s3_store import S3ObjectStore
     from autobert.adapters.stepfunctions import StepFunctionsRuns
     from autobert.workflow.registry import ModelRegistry
@@ -334,6 +336,12 @@ def bootstrap(*, cfn, s3, sagemaker, stepfunctions, apigateway, settings, stack_
     info = stack_info(cfn, stack_name)
     store = S3ObjectStore(s3, info.bucket)
     report: dict[str, Any] = {"stack": stack_name, "bucket": info.bucket}
+    if prepare_data:
+        from autobert.data import prepare_first_dataset
+        from autobert.workflow.datasets import current_dataset
+
+        imported = current_dataset(store)
+        prepare_first_dataset(settings, prepared, imported=imported and imported["version"])
     dataset = upload_dataset(store, prepared, holdout_fraction=settings.holdout_fraction, seed=settings.seed)
     report["dataset"] = dataset
     report["code"] = upload_code(store, repo)

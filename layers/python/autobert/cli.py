@@ -20,14 +20,33 @@ Command = Callable[[argparse.Namespace], int]
 
 
 # ------------------------------------------------------------------------------------------------- data + training
-def cmd_prepare(args: argparse.Namespace) -> int:
-    from autobert.data import prepare
+def with_data_options(settings, args: argparse.Namespace):
+    """The settings with the command's data options (--data/--source, --text-column, --label-column) applied."""
+    update = {"data_source": getattr(args, "source", None), "text_column": args.text_column,
+              "label_column": args.label_column}
+    return settings.model_copy(update={k: v for k, v in update.items() if v is not None})
 
-    settings = get_settings()
+
+def add_data_options(parser, data_help: str) -> None:
+    parser.add_argument("--data", "--source", dest="source", metavar="PATH", help=data_help)
+    parser.add_argument("--text-column", help="Own data: the text column (default: AUTOBERT_TEXT_COLUMN, 'text').")
+    parser.add_argument("--label-column", help="Own data: the label column (default: AUTOBERT_LABEL_COLUMN, "
+                        "'label').")
+
+
+DATA_HELP = ("Your own data (.csv, .jsonl/.ndjson or .parquet with text and label columns, or a folder with one "
+             "subfolder per label) or 20 Newsgroups (.tar.gz, extracted folder); a path or URL. Default: "
+             "AUTOBERT_DATA_SOURCE, else 20 Newsgroups.")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from autobert.data import prepare_configured
+
+    settings = with_data_options(get_settings(), args)
+    settings = settings.model_copy(update={"min_class_count": args.min_class_count or settings.min_class_count,
+                                           "clean": args.clean or settings.clean})
     out = Path(args.out) if args.out else settings.home / "prepared"
-    _, report = prepare(args.source or settings.data_source, out, settings.cache_dir,
-                        min_class_count=args.min_class_count or settings.min_class_count,
-                        clean=args.clean or settings.clean, seed=settings.seed)
+    _, report = prepare_configured(settings, out)
     print(json.dumps({"out": str(out), **report.__dict__}, indent=2))
     return 0
 
@@ -46,7 +65,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     from autobert.local_stack import up
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return up()
+    settings = with_data_options(get_settings(), args)
+    if args.source:  # checked and prepared now, before anything starts: a bad file is one line and exit 2
+        from autobert.bootstrap import bootstrap_local_stack
+        from autobert.data import prepare_first_dataset
+        from autobert.workflow.datasets import current_dataset
+
+        imported = current_dataset(bootstrap_local_stack(settings).store)
+        prepare_first_dataset(settings, Path(settings.seed_dataset or settings.home / "prepared"),
+                              imported=imported and imported["version"])
+    return up(settings)
 
 
 def _call_api(path: str, payload: dict) -> int:
@@ -102,6 +130,8 @@ def verb(parent, name: str, func, **kwargs):
 def add_serving_parsers(sub) -> None:
     p = verb(sub, "up", cmd_up, help="Start the local stack: the local endpoint and the local API (Ctrl-C stops "
              "both); trains and deploys the first model if none is live.")
+    add_data_options(p, DATA_HELP + " With --data: the first dataset of a fresh home (prepared into "
+                     "<home>/prepared).")
     p = verb(sub, "predict", cmd_predict, help="POST /predict to the local API and print the JSON answer.")
     p.add_argument("text", help="The text to classify ('-' reads stdin).")
     p.add_argument("--top-k", type=int, default=None, help="Alternatives to return.")
@@ -124,14 +154,14 @@ def _aws_clients(settings) -> dict:
 def cmd_aws_bootstrap(args: argparse.Namespace) -> int:
     from autobert import aws_ops
 
-    settings = get_settings()
+    settings = with_data_options(get_settings(), args)
     c = _aws_clients(settings)
     prepared = Path(args.prepared) if args.prepared else settings.home / "prepared"
     report = aws_ops.bootstrap(cfn=c["cloudformation"], s3=c["s3"], sagemaker=c["sagemaker"],
                                stepfunctions=c["stepfunctions"], apigateway=c["apigateway"], settings=settings,
                                stack_name=args.stack or settings.resolved_stack_name, prepared=prepared,
                                direct=args.direct, wait=not args.no_wait, timeout=settings.aws_wait_seconds,
-                               poll=settings.aws_poll_seconds)
+                               poll=settings.aws_poll_seconds, prepare_data=bool(args.source))
     print(aws_ops.to_json(report))
     print(f"\nAPI:     {report['api_url']}\nAPI key: {report['api_key']}  (header x-api-key)")
     return 0
@@ -170,6 +200,8 @@ def add_aws_parsers(sub) -> None:
              "training, create the endpoint, print the API URL and key.")
     p.add_argument("--stack", help=stack_help)
     p.add_argument("--prepared", help="Prepared dataset folder (default: <home>/prepared, from `autobert prepare`).")
+    add_data_options(p, DATA_HELP + " With --data: prepared into the --prepared folder first, as the stack's "
+                     "first dataset.")
     p.add_argument("--direct", action="store_true", help="Train with one SageMaker training job instead of a run "
                    "of the state machine.")
     p.add_argument("--no-wait", action="store_true", help="Start the first run and return (the run creates the "
@@ -519,12 +551,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = verb(sub, "prepare", cmd_prepare,
-             help="Load 20 Newsgroups, preprocess and export the cleaned dataset (Parquet).")
-    p.add_argument("--source", help="A .tar.gz, an extracted folder or a URL (default: AUTOBERT_DATA_SOURCE, a local "
-                   "copy, or the canonical public archive).")
+             help="Load the dataset (your own or 20 Newsgroups), preprocess and export it cleaned (Parquet).")
+    add_data_options(p, DATA_HELP)
     p.add_argument("--out", help="Output folder (default: <home>/prepared).")
     p.add_argument("--min-class-count", type=int, default=None, help="Drop categories with fewer documents.")
-    p.add_argument("--clean", action="store_true", help="Strip headers, signature footers and quoted replies.")
+    p.add_argument("--clean", action="store_true", help="Strip headers, signature footers and quoted replies "
+                   "(20 Newsgroups-style: leave it off for other data).")
 
     p = verb(sub, "train", cmd_train, help="Run training/train.py locally; arguments after 'train' are passed through.")
     p.add_argument("train_args", nargs=argparse.REMAINDER)

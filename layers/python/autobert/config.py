@@ -38,8 +38,14 @@ class Settings(BaseSettings):
         return value.expanduser().absolute()
 
     data_source: str | None = Field(
-        None, description="20 Newsgroups source: a .tar.gz, an extracted folder or a URL. Default: a local copy, "
-        "else the canonical public archive.")
+        None, description="The dataset: your own data (a .csv, .jsonl/.ndjson or .parquet file with a text and a "
+        "label column, or a folder with one subfolder per label of text files; README 'Use your own data') or 20 "
+        "Newsgroups (a .tar.gz, an extracted folder); a path or a URL. Default: 20 Newsgroups, a local copy, else "
+        "the canonical public archive.")
+    text_column: str = Field("text", min_length=1, description="Own data (CSV, JSON lines, Parquet): the column "
+                             "holding the document text.")
+    label_column: str = Field("label", min_length=1, description="Own data (CSV, JSON lines, Parquet): the column "
+                              "holding the label.")
     min_class_count: int = Field(10, ge=1, description="Categories with fewer documents are dropped.")
     clean: bool = Field(False, description="Strip headers, signature footers and quoted replies from documents.")
     seed: int = Field(42, description="Seed for shuffling and splits.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import io
 import json
 import logging
 import re
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from autobert.config import CANONICAL_20NG_URL, LOCAL_20NG_CANDIDATES
+from autobert.config import CANONICAL_20NG_URL, LOCAL_20NG_CANDIDATES, Settings
 from autobert.errors import DataError
 
 logger = logging.getLogger("autobert.data")
@@ -151,6 +152,169 @@ def load_20newsgroups(path: Path, splits: tuple[str, ...] = ("train", "test")) -
     return df[COLUMNS]
 
 
+# ------------------------------------------------------------------------------------------------------ own data
+TABLE_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
+_20NG_FOLDER_RE = re.compile(r"^20news-bydate-(train|test)$")
+
+
+def is_20newsgroups(path: Path) -> bool:
+    """A 20 Newsgroups archive (any tar) or an extracted ``20news-bydate-{train,test}`` folder (or their parent)."""
+    if path.is_dir():
+        return bool(_20NG_FOLDER_RE.match(path.name)) or any(
+            (path / f"20news-bydate-{split}").is_dir() for split in ("train", "test"))
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def load_source(path: Path, *, text_column: str = "text", label_column: str = "label") -> pd.DataFrame:
+    """Any supported source as a frame with ``text``, ``label`` and ``date``: a 20 Newsgroups archive or folder
+    (``load_20newsgroups``), a CSV / JSON lines / Parquet file with a text and a label column (named
+    ``text_column`` / ``label_column``; an optional ``date`` column is kept), or a folder with one subfolder per
+    label holding one text file per document. Every failure is a one-line DataError naming the file."""
+    if is_20newsgroups(path):
+        return load_20newsgroups(path)
+    if path.is_dir():
+        return load_label_folders(path)
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataError(f"{path}: unsupported data file: expected .csv, .jsonl/.ndjson, .parquet, a folder with "
+                        "one subfolder per label, or a 20 Newsgroups .tar.gz")
+    return load_table(path, kind, text_column=text_column, label_column=label_column)
+
+
+def _utf8(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}: line {line} is not valid UTF-8 (byte {raw[exc.start]:#04x} at column {column}); "
+                        "save the file as UTF-8") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _read_table(path: Path, kind: str) -> pd.DataFrame:
+    try:
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file")
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        text = _utf8(path.read_bytes(), path)
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable file ({exc})") from exc
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow raises several unrelated types for a broken file
+        raise DataError(f"{path}: unreadable Parquet file ({_one_line(exc)})") from exc
+    if not text.strip():
+        raise DataError(f"{path}: empty file")
+    if kind == "csv":
+        try:  # every cell a string; an empty cell stays "" (not NaN), so "NA" or "null" texts stay themselves
+            return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, ValueError) as exc:
+            raise DataError(f"{path}: not a valid CSV file ({_one_line(exc)})") from exc
+    try:
+        return pd.read_json(io.StringIO(text), lines=True, dtype=False)
+    except ValueError as exc:
+        for number, line in enumerate(text.split("\n"), start=1):  # the error path only: which line is it?
+            try:
+                if line.strip() and not isinstance(json.loads(line), dict):
+                    raise DataError(f"{path}: line {number} is not a JSON object")
+            except json.JSONDecodeError as bad:
+                raise DataError(f"{path}: line {number} is not valid JSON ({bad.msg})") from exc
+        raise DataError(f"{path}: not valid JSON lines ({_one_line(exc)})") from exc
+
+
+def _as_strings(values: pd.Series, path: Path, column: str) -> pd.Series:
+    """A column as strings: missing values as "", whole floats as integers (a JSON label column with a gap is read
+    as floats: 1.0 means label "1"), bytes decoded as UTF-8."""
+    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
+        values = values.astype("Int64")
+    out = []
+    for row, value in enumerate(values.tolist(), start=1):
+        if isinstance(value, bytes | bytearray):
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}: row {row}, column {column!r} is not valid UTF-8 (byte "
+                                f"{value[exc.start]:#04x} at offset {exc.start})") from None
+        out.append("" if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+                   else str(value))
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def load_table(path: Path, kind: str, *, text_column: str = "text", label_column: str = "label") -> pd.DataFrame:
+    """A CSV (UTF-8, a header row), JSON lines (UTF-8, one object per line) or Parquet file as ``text``, ``label``
+    and ``date`` (from an optional ``date`` column; NaT where absent or unreadable). Other columns are ignored."""
+    raw = _read_table(path, kind)
+    found = [str(c) for c in raw.columns]
+    for column, setting in ((text_column, "TEXT"), (label_column, "LABEL")):
+        if column not in found:
+            raise DataError(f"{path}: no column {column!r} (columns found: {', '.join(found) or 'none'}); name "
+                            f"yours with AUTOBERT_{setting}_COLUMN or --{setting.lower()}-column")
+    if raw.empty:
+        raise DataError(f"{path}: no rows (only a header)" if kind == "csv" else f"{path}: no rows")
+    raw.columns = found
+    df = pd.DataFrame({"text": _as_strings(raw[text_column], path, text_column),
+                       "label": _as_strings(raw[label_column], path, label_column).str.strip()})
+    df["date"] = dates_column(raw["date"] if "date" in found and "date" not in (text_column, label_column)
+                              else [pd.NaT] * len(raw)).array
+    _check_labels(df, path, lambda row: f"{path}: row {row}")
+    return df
+
+
+def load_label_folders(path: Path) -> pd.DataFrame:
+    """A folder with one subfolder per label (its name), each holding one text file per document (any name, any
+    depth; hidden files skipped). Texts are read as UTF-8, else as latin-1 (every byte is a latin-1 character)."""
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    rows, latin1 = [], 0
+    for folder in folders:
+        for file in sorted(folder.rglob("*")):
+            if file.is_dir() or any(part.startswith(".") for part in file.relative_to(folder).parts):
+                continue
+            try:
+                raw = file.read_bytes()
+            except OSError as exc:
+                raise DataError(f"{file}: unreadable file ({exc})") from exc
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                text, latin1 = raw.decode("latin-1"), latin1 + 1
+            rows.append((folder.name, text.replace("\r\n", "\n").replace("\r", "\n")))
+    if not rows:
+        raise DataError(f"{path}: no text files found (expected one subfolder per label, one file per document)")
+    if latin1:
+        logger.warning("%s: %d file(s) not valid UTF-8, read as latin-1", path, latin1)
+    df = pd.DataFrame(rows, columns=["label", "text"])[["text", "label"]]
+    df["date"] = dates_column([pd.NaT] * len(df)).array
+    _check_labels(df, path, lambda row: str(path / df["label"].iloc[row - 1]))
+    return df
+
+
+def _check_labels(df: pd.DataFrame, path: Path, where) -> None:
+    """Every label passes the API's label rule (``autobert.api_models.Label``: feedback can name it, the model can
+    answer it); at least two labels among the rows with a text. ``where(row)`` names the first offending row."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from autobert.api_models import Label
+
+    adapter = TypeAdapter(Label)
+    labels = df["label"].to_numpy()
+    for value in pd.unique(labels[labels != ""]):
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            row = int(np.flatnonzero(labels == value)[0]) + 1
+            raise DataError(f"{where(row)}: label {value!r}: {exc.errors()[0]['msg']}") from None
+    present = pd.unique(labels[(labels != "") & (df["text"].str.strip() != "").to_numpy()])
+    if len(present) < 2:
+        found = f"only one label ({present[0]!r})" if len(present) else "no label"
+        raise DataError(f"{path}: {found} among the documents with a text: a classifier needs at least 2")
+
+
 # ---------------------------------------------------------------------------------------------------- preprocessing
 # Optional cleaning, after scikit-learn's fetch_20newsgroups(remove=...): models otherwise learn from the headers.
 def strip_header(text: str) -> str:
@@ -215,9 +379,11 @@ def preprocess(
     out = out[~out["label"].isin(rare.index)]
     labels = sorted(out["label"].unique())
     if len(labels) < 2:
+        largest = ", ".join(f"{k} {v}" for k, v in counts.head(5).items()) or "none"
         raise DataError(
-            f"dataset has {len(labels)} class(es) after preprocessing (min_class_count={min_class_count}); "
-            "at least 2 are needed to train a classifier"
+            f"dataset has {len(labels)} class(es) after preprocessing (min_class_count={min_class_count}; documents "
+            f"per label: {largest}); at least 2 are needed to train a classifier: add documents or lower "
+            "AUTOBERT_MIN_CLASS_COUNT (--min-class-count)"
         )
     out = out.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     out["label_id"] = out["label"].map({label: i for i, label in enumerate(labels)}).astype("int64")
@@ -331,11 +497,50 @@ def read_dataset(channel: Path) -> pd.DataFrame:
 
 
 def prepare(source: str | None, out_dir: Path, cache_dir: Path, *, min_class_count: int = 10, clean: bool = False,
-            seed: int = 42) -> tuple[Path, PreprocessReport]:
-    """Load + preprocess + export: the whole seed pipeline in one call (``autobert prepare``)."""
+            seed: int = 42, text_column: str = "text", label_column: str = "label") -> tuple[Path, PreprocessReport]:
+    """Load (``load_source``: 20 Newsgroups or your own data) + preprocess + export: the whole seed pipeline in one
+    call (``autobert prepare``). ``clean`` strips 20 Newsgroups-style headers, quotes and signatures, from any
+    source: leave it off for other data. What preprocessing drops is logged."""
     path = resolve_source(source, cache_dir)
-    raw = load_20newsgroups(path)
-    df, labels, report = preprocess(raw, min_class_count=min_class_count, clean=clean, seed=seed)
+    raw = load_source(path, text_column=text_column, label_column=label_column)
+    try:
+        df, labels, report = preprocess(raw, min_class_count=min_class_count, clean=clean, seed=seed)
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    if report.empty_dropped:
+        logger.warning("%s: dropped %d document(s) with an empty text or label", path, report.empty_dropped)
+    if report.duplicates_dropped:
+        logger.info("%s: dropped %d exact duplicate(s)", path, report.duplicates_dropped)
+    if report.classes_dropped:
+        logger.warning("%s: dropped label(s) with fewer than %d documents (min_class_count): %s", path,
+                       min_class_count, ", ".join(f"{k} ({v})" for k, v in report.classes_dropped.items()))
     export_dataset(df, labels, out_dir, {"source": str(path), "clean": clean, "min_class_count": min_class_count,
-                                         "seed": seed, "preprocess": report.__dict__})
+                                         "seed": seed, "text_column": text_column, "label_column": label_column,
+                                         "preprocess": report.__dict__})
     return out_dir, report
+
+
+def prepare_configured(settings: Settings, out_dir: Path) -> tuple[Path, PreprocessReport]:
+    """``prepare`` with the settings' data options (``AUTOBERT_DATA_SOURCE``, ``_TEXT_COLUMN``, ``_LABEL_COLUMN``,
+    ``_MIN_CLASS_COUNT``, ``_CLEAN``, ``_SEED``)."""
+    return prepare(settings.data_source, out_dir, settings.cache_dir, min_class_count=settings.min_class_count,
+                   clean=settings.clean, seed=settings.seed, text_column=settings.text_column,
+                   label_column=settings.label_column)
+
+
+def prepare_first_dataset(settings: Settings, out_dir: Path, *, imported: str | None) -> Path:
+    """What ``--data`` does (``autobert up``, ``autobert aws bootstrap``): prepare ``settings.data_source`` into
+    ``out_dir`` for the first import. The first dataset is imported once; ``imported`` is the version the store
+    already holds (None: none yet), and then the source must be the one ``out_dir`` was prepared from."""
+    if imported is None:
+        return prepare_configured(settings, out_dir)[0]
+    path = resolve_source(settings.data_source, settings.cache_dir)
+    try:
+        prepared_from = json.loads((out_dir / MANIFEST_FILE).read_text()).get("source")
+    except (OSError, ValueError, AttributeError):
+        prepared_from = None
+    if prepared_from != str(path):
+        raise DataError(f"{path}: the first dataset is already imported (version {imported}, from "
+                        f"{prepared_from or 'another source'}); --data chooses the first dataset only: use a fresh "
+                        "AUTOBERT_HOME (or stack), or send new documents as feedback")
+    return out_dir

@@ -33,7 +33,7 @@ from filelock import FileLock, Timeout
 from autobert.bootstrap import Services
 from autobert.config import REPO_ROOT
 from autobert.contracts import ENCODER_KINDS, MODEL_KIND
-from autobert.data import DATASET_FILE, LABELS_FILE, prepare, read_labels
+from autobert.data import DATASET_FILE, LABELS_FILE, prepare_configured, read_labels
 from autobert.errors import AutobertError
 from autobert.ports import Workflow
 from autobert.workflow.datasets import current_dataset
@@ -72,8 +72,8 @@ def ensure_initial_dataset(services: Services) -> dict:
     s = services.settings
     folder = Path(s.seed_dataset or s.home / "prepared")
     if not (folder / DATASET_FILE).is_file():
-        logger.info("no exported dataset in %s: preparing 20 Newsgroups", folder)
-        prepare(s.data_source, folder, s.cache_dir, min_class_count=s.min_class_count, clean=s.clean, seed=s.seed)
+        logger.info("no exported dataset in %s: preparing %s", folder, s.data_source or "20 Newsgroups")
+        prepare_configured(s, folder)
     df = pd.read_parquet(folder / DATASET_FILE)
     return import_initial_dataset(services.store, df, read_labels(folder / LABELS_FILE),
                                   holdout_fraction=s.holdout_fraction, seed=s.seed, source=str(folder))
