@@ -218,11 +218,13 @@ def test_a_folder_per_label_loads_every_text_file_utf8_else_latin1(tmp_path, cap
     write(root / "outage" / "a.txt", "Caf\xe9 down".encode("latin-1"))
     write(root / "outage" / "b.txt", "naïve outage".encode())
     write(root / ".git" / "HEAD", "not a label")
+    write(root / "README.txt", "no label: ignored")
     with caplog.at_level("WARNING", logger="autobert.data"):
         df = load_source(root)
     assert rows(df) == [("Café down", "outage"), ("Invoice wrong\ntwice", "billing"), ("naïve outage", "outage"),
                         ("nested file", "billing")]
     assert "1 file(s) not valid UTF-8, read as latin-1" in caplog.text
+    assert "1 file(s) outside the label subfolders ignored (README.txt)" in caplog.text
 
 
 def test_prepare_cleans_dedups_and_filters_own_data_and_logs_what_it_dropped(tmp_path, caplog):

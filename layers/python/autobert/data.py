@@ -288,6 +288,10 @@ def load_label_folders(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: no text files found (expected one subfolder per label, one file per document)")
     if latin1:
         logger.warning("%s: %d file(s) not valid UTF-8, read as latin-1", path, latin1)
+    outside = [p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if outside:
+        logger.warning("%s: %d file(s) outside the label subfolders ignored (%s)", path, len(outside),
+                       ", ".join(sorted(outside)[:3]) + (", ..." if len(outside) > 3 else ""))
     df = pd.DataFrame(rows, columns=["label", "text"])[["text", "label"]]
     df["date"] = dates_column([pd.NaT] * len(df)).array
     _check_labels(df, path, lambda row: str(path / df["label"].iloc[row - 1]))
