@@ -264,6 +264,8 @@ ERRORS = [  # file name, content, the one-line message expected
                                                       r"text: a classifier needs at least 2"),
     ("latin.csv", b"text,label\nok,a\nCaf\xe9,b\n", r"latin.csv: line 3 is not valid UTF-8 \(byte 0xe9 at column 4\); "
                                                     r"save the file as UTF-8"),
+    ("bom.csv", b"\xef\xbb\xbftext,label\nok,a\nx\xff,b\n",  # a byte-order mark counts for no column
+     r"bom.csv: line 3 is not valid UTF-8 \(byte 0xff at column 2\)"),
     ("latin.jsonl", b'{"text": "ok", "label": "a"}\n{"text": "\xff", "label": "b"}\n',
      r"latin.jsonl: line 2 is not valid UTF-8 \(byte 0xff at column 11\)"),
     ("broken.jsonl", '{"text": "ok", "label": "a"}\n{"text": "x" "label": "b"}\n',

@@ -186,9 +186,10 @@ def _utf8(raw: bytes, path: Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(f"{path}: line {line} is not valid UTF-8 (byte {raw[exc.start]:#04x} at column {column}); "
+        data = exc.object  # without a byte-order mark, which exc.start does not count
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(f"{path}: line {line} is not valid UTF-8 (byte {data[exc.start]:#04x} at column {column}); "
                         "save the file as UTF-8") from None
 
 
