@@ -163,9 +163,16 @@ def test_the_cli_lists_runs_and_models_and_rolls_back(stack):
 def test_retrain_wait_prints_each_state_as_it_completes_then_the_summary(stack):
     result = stack.cli("retrain", "--wait", timeout=600)
     assert result.returncode == 0, result.stderr
-    progress = [line.split()[0] for line in result.stderr.splitlines() if line.startswith("  ")]
+    lines = result.stderr.splitlines()
+    training = [line for line in lines if line.startswith(("  epoch ", "  training: "))]
+    progress = [line.split()[0] for line in lines if line.startswith("  ") and line not in training]
     # Every state once (a wait loop's rounds are folded), in the order the run visited them.
     assert progress == HAPPY_PATH
+    # And the training job's progress from its log, as CheckTraining recorded it: each epoch once, in order, with
+    # its validation scores.
+    epochs = [line for line in training if line.startswith("  epoch ")]
+    assert [line.split()[1] for line in epochs] == [str(n) for n in range(1, len(epochs) + 1)] and epochs
+    assert all(" done: val accuracy 0." in line or " done: val accuracy 1." in line for line in epochs), epochs
     run_id = result.stderr.splitlines()[0].split()[1]
     assert result.stdout.startswith(f"run {run_id}: succeeded")
     assert stack.store.get_json(layout.run_record(run_id))["trigger"] == "manual"
