@@ -34,20 +34,24 @@ _COUNTS = ("epoch", "epochs", "step", "steps")
 def training_progress(lines: Iterable[str]) -> dict | None:
     """The progress the log ``lines`` show so far; None when they hold neither a progress line nor an epoch line
     (the job is still starting)."""
-    latest: dict[str, float] | None = None
+    # Only the last progress line and the epoch lines are parsed (a plain substring test skips the others): reading
+    # a long job's log costs about the same on every pass.
+    last_progress: str | None = None
     epochs: dict[int, dict] = {}
     for line in lines:
-        if "kept: epoch=" in line:  # the kept epoch's line repeated after training: not a new epoch
+        if "epoch=" not in line or "kept: epoch=" in line:  # kept: the kept epoch's line again, not a new epoch
+            continue
+        if "progress: epoch=" in line:
+            last_progress = line
             continue
         found = parse_metrics(line)
-        if "progress:epoch" in found:
-            latest = found
-        elif "epoch" in found:
+        if "epoch" in found:
             epoch = int(found["epoch"])
             epochs[epoch] = {"epoch": epoch, **{key: found.get(metric) for metric, key in _EPOCH.items()}}
-    if latest is None and not epochs:
+    latest = parse_metrics(last_progress) if last_progress else {}
+    if "progress:epoch" not in latest and not epochs:
         return None
-    progress: dict = {key: (latest or {}).get(metric) for metric, key in _PROGRESS.items()}
+    progress: dict = {key: latest.get(metric) for metric, key in _PROGRESS.items()}
     for key in _COUNTS:
         if progress[key] is not None:
             progress[key] = int(progress[key])
