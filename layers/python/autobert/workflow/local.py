@@ -80,11 +80,12 @@ def ensure_initial_dataset(services: Services) -> dict:
 
 
 # -------------------------------------------------------------------------------------------------------- the lock
-# A running run's history is saved once the runner has been quiet for QUIET_SECONDS (a burst of states is over: the
-# run is in a Wait state or a retry's pause), and at least every PROGRESS_SECONDS while events keep coming (the
-# console polls every 1.5-4 s). A save appends the new events only (``HistoryWriter``), so its cost does not grow.
-QUIET_SECONDS = 0.25
-PROGRESS_SECONDS = 2.0
+# A running run's history is saved once the runner has been quiet for HISTORY_QUIET_SECONDS (a burst of states is
+# over: the run is in a Wait state or a retry's pause), and at least every HISTORY_SAVE_SECONDS while events keep
+# coming (the console polls every 1.5-4 s). A save appends the new events only (``HistoryWriter``): its cost does not
+# grow with the history.
+HISTORY_QUIET_SECONDS = 0.25
+HISTORY_SAVE_SECONDS = 2.0
 
 
 LOCK_POLL_SECONDS = 0.5  # how often a runner waiting for the lock tries it again
@@ -212,7 +213,7 @@ class LocalWorkflow(Workflow):
         try:
             while True:
                 try:  # no timeout while everything is saved: a Wait state costs nothing here
-                    line = lines.get(timeout=QUIET_SECONDS if history.unsaved else None)
+                    line = lines.get(timeout=HISTORY_QUIET_SECONDS if history.unsaved else None)
                 except queue.Empty:
                     history.save()
                     saved_at = time.monotonic()
@@ -225,7 +226,7 @@ class LocalWorkflow(Workflow):
                     proc.stdin.flush()
                 elif message["type"] == "event":
                     history.add(message["event"])
-                    if time.monotonic() - saved_at >= PROGRESS_SECONDS:
+                    if time.monotonic() - saved_at >= HISTORY_SAVE_SECONDS:
                         history.save()
                         saved_at = time.monotonic()
                 elif message["type"] == "end":
