@@ -296,6 +296,37 @@ def test_bootstrap_uploads_data_and_code_runs_the_state_machine_and_creates_the_
     assert report["api_url"] == stack.api_url and report["api_key"] == API_KEY
 
 
+def test_the_first_run_trains_the_linear_model_and_the_bert_run_is_queued_behind_it(
+        aws, apigateway, stack, store, prepared, finish_run):
+    from autobert.adapters.stepfunctions import StepFunctionsRuns
+    from autobert.bootstrap import bootstrap
+    from autobert.workflow.start import start_pending_on_aws
+    from autobert.workflow.triggers import pending_triggers
+
+    report = run_bootstrap(aws, apigateway, prepared, sleep=finish_run)  # AUTOBERT_FIRST_MODEL: linear by default
+    run = report["run"]
+    assert store.get_json(layout.trigger_key(run["trigger"]))["model_kind"] == run["model_kind"] == "linear"
+    followup = store.get_json(layout.trigger_key(run["followup_trigger"]))
+    assert (followup["kind"], followup["model_kind"], followup["full"]) == ("bootstrap", "bert", True)
+    assert [t["id"] for t in pending_triggers(store)] == [followup["id"]]  # recorded while the first run ran
+    assert report["endpoint"]["created"] is True  # the first (linear) model serves meanwhile
+    # When the first execution ended, the execution-status rule's starter starts the run that serves it.
+    sfn = StepFunctionsRuns(aws["stepfunctions"], stack.state_machine_arn)
+    services = bootstrap(settings(bucket=stack.bucket, state_machine_arn=stack.state_machine_arn), store=store,
+                         workflow_runs=sfn)
+    started = start_pending_on_aws(services, ended=run["run_id"])
+    assert started["status"] == "started"
+    described = aws["stepfunctions"].describe_execution(executionArn=started["execution_arn"])
+    assert json.loads(described["input"])["triggers"] == [followup["id"]]
+
+
+def test_with_first_model_bert_the_first_run_is_the_fine_tune_and_nothing_follows(
+        aws, apigateway, stack, store, prepared, finish_run):
+    report = run_bootstrap(aws, apigateway, prepared, sleep=finish_run, settings=settings(first_model="bert"))
+    assert report["run"]["model_kind"] == "bert" and "followup_trigger" not in report["run"]
+    assert store.get_json(layout.trigger_key(report["run"]["trigger"]))["model_kind"] == "bert"
+
+
 def test_bootstrap_again_reuses_the_dataset_and_leaves_a_serving_endpoint_alone(
         aws, apigateway, stack, store, prepared, finish_run):
     first = run_bootstrap(aws, apigateway, prepared, sleep=finish_run)

@@ -31,6 +31,7 @@ from autobert import layout
 from autobert.adapters.aws_errors import stack_missing
 from autobert.adapters.sagemaker_deploy import describe_endpoint_if_exists
 from autobert.config import REPO_ROOT
+from autobert.contracts import ENCODER_KINDS, MODEL_KIND
 from autobert.errors import AutobertError
 from autobert.ports import ObjectNotFound, ObjectStore
 
@@ -184,20 +185,27 @@ def upload_dataset(store: ObjectStore, prepared: Path, *, holdout_fraction: floa
 
 
 # -------------------------------------------------------------------------------------------------- the first run
-def start_first_run(store: ObjectStore, runs, settings, info: StackInfo) -> dict:
-    """Start the first retraining run (full training) through the state machine, exactly as the retrain API does
-    (``autobert.workflow.start.request_run``: record a ``bootstrap`` trigger, start an execution serving the pending
-    triggers unless one is running). A run already in progress is waited for instead (bootstrap may be re-run)."""
+def start_first_run(store: ObjectStore, runs, settings, info: StackInfo, *, model_kind: str = "bert") -> dict:
+    """Start the first retraining run (full training of ``model_kind``) through the state machine, exactly as the
+    retrain API does (``autobert.workflow.start.request_run``: record a ``bootstrap`` trigger, start an execution
+    serving the pending triggers unless one is running). A run already in progress is waited for instead (bootstrap
+    may be re-run). A first run of the linear model is followed by the BERT fine-tune in a run of its own: its
+    trigger (``followup_trigger``) waits for the first run to end, when the execution-status rule starts it; it
+    replaces the linear model if the gate passes."""
     from autobert.bootstrap import bootstrap
     from autobert.workflow.start import request_run
 
     services = bootstrap(settings.model_copy(update={"mode": "aws", "bucket": info.bucket,
                                                       "state_machine_arn": info.state_machine_arn}),
                          store=store, workflow_runs=runs)  # every call goes through the given clients
-    result = request_run(services, "bootstrap", full=True)
+    result = request_run(services, "bootstrap", full=True, **{MODEL_KIND: model_kind})
     if result["status"] == "started":
-        return {"run_id": result["run_id"], "execution_arn": result["execution_arn"], "started": True,
-                "trigger": result["trigger"]["id"]}
+        started = {"run_id": result["run_id"], "execution_arn": result["execution_arn"], "started": True,
+                   "trigger": result["trigger"]["id"], MODEL_KIND: model_kind}
+        if model_kind not in ENCODER_KINDS:
+            followup = request_run(services, "bootstrap", full=True, **{MODEL_KIND: "bert"})
+            started["followup_trigger"] = followup["trigger"]["id"]
+        return started
     running = runs.running()
     if not running:
         raise AwsOpsError(f"could not start the first run ({result['status']})")
@@ -352,7 +360,10 @@ def bootstrap(*, cfn, s3, sagemaker, stepfunctions, apigateway, settings, stack_
         model = live or train_directly(sagemaker, store, settings, info, dataset, timeout=timeout, poll=poll)
         report["training"] = {"job": model["version"], "reused_live_model": bool(live)}
     else:
-        run = start_first_run(store, StepFunctionsRuns(stepfunctions, info.state_machine_arn), settings, info)
+        # The first model: AUTOBERT_FIRST_MODEL (default the linear model, BERT following); BERT once one is live.
+        first = settings.first_model if registry.live() is None else "bert"
+        run = start_first_run(store, StepFunctionsRuns(stepfunctions, info.state_machine_arn), settings, info,
+                              model_kind=first)
         report["run"] = run
         if wait:
             status = wait_for_execution(stepfunctions, run["execution_arn"], timeout=timeout, poll=poll, sleep=sleep,
