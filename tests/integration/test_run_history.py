@@ -121,10 +121,10 @@ def test_a_long_local_wait_loop_writes_each_event_of_its_history_once(tmp_path, 
     run = result["run"]
     assert run["status"] == "failed" and run["error"] == "TrainingJobFailed", run
     history = RunStore(store).history(run["run_id"])
-    assert [s["name"] for s in run["states"]].count("CheckTraining") >= 15
+    assert [s["name"] for s in run["states"]].count("CheckTraining") >= 5  # a wait loop of many rounds
     assert history[0]["type"] == "ExecutionStarted" and history[-1]["type"] == "ExecutionFailed"
     writes = store.history_writes(run["run_id"])
-    assert len({key for key, _ in writes}) == len(writes)  # no chunk written twice
+    assert len({key for key, _ in writes}) == len(writes) >= 20  # many saves, no chunk written twice
     # Every byte of history written once: what the saves wrote adds up to the history itself (the whole history
     # rewritten on every save wrote many times its size).
     assert sum(size for _, size in writes) == len(json_lines(history))
