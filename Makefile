@@ -13,7 +13,7 @@ BROWSER_STAMP := $(VENV)/.chromium-stamp
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 
-.PHONY: setup up test lint bench-train bench-serving bench-retrain bench-tuning clean
+.PHONY: setup up test lint bench-train bench-serving bench-retrain bench-feedback bench-tuning clean
 
 setup: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP) $(CHECKOV_STAMP)
 
@@ -52,6 +52,9 @@ bench-serving: $(STAMP)
 
 bench-retrain: $(STAMP) $(NODE_STAMP)
 	$(PY) bench/retrain_loop.py
+
+bench-feedback: $(STAMP) $(NODE_STAMP)
+	$(PY) bench/feedback_learning.py
 
 bench-tuning: $(STAMP)
 	$(PY) bench/tuning.py
