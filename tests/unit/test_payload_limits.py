@@ -39,7 +39,7 @@ def refusal(model, body: str) -> tuple[int, str]:
 
 def test_the_default_cap_is_the_computed_one_and_fits_the_smallest_limit():
     assert Settings.model_fields["max_text_chars"].default == MAX_TEXT_CHARS == 444_708
-    assert PAYLOAD_LIMIT_BYTES == min(LAMBDA_REQUEST_LIMIT, INVOKE_ENDPOINT_BODY_MAX, 10 * 1024 * 1024)
+    assert min(LAMBDA_REQUEST_LIMIT, INVOKE_ENDPOINT_BODY_MAX, 10 * 1024 * 1024) == PAYLOAD_LIMIT_BYTES
 
 
 def test_a_text_at_the_cap_in_its_largest_encoding_fits_lambdas_event():
