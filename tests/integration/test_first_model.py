@@ -41,6 +41,8 @@ def test_the_linear_model_goes_live_first_then_the_bert_run_replaces_it_when_its
         assert linear["status"] == "live" and linear["model_kind"] == "linear"
         assert linear["hyperparameters"]["model_kind"] == "linear"
         assert endpoint.server.host.status()["version"] == first["version"]
+        answer = services.endpoint_client.invoke({"text": "the shuttle reached orbit", "top_k": 3})
+        assert answer["model_version"] == first["version"] and len(answer["predictions"][0]["top_k"]) == 3
         first_run = runs.get(linear["run_id"])
         assert first_run["trigger"] == "bootstrap" and first_run["status"] == "succeeded"
         # The BERT fine-tune was requested when the linear model went live: a bootstrap trigger of its own.
