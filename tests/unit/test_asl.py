@@ -185,7 +185,22 @@ def test_local_waits_and_retry_pauses_follow_the_asl_seconds_times_the_scale(def
     scaled = runner_overrides("0.01")
     assert scaled["waitTimeOverrides"] == {"WaitForTraining": states["WaitForTraining"]["Seconds"] * 10,
                                            "WaitForEndpoint": states["WaitForEndpoint"]["Seconds"] * 10}
-    assert scaled["waitTimeOverrides"]["WaitForTraining"] == 600  # 60 s in the ASL, not a fixed local interval
+    assert scaled["waitTimeOverrides"]["WaitForTraining"] == 300  # 30 s in the ASL, not a fixed local interval
     retried = {name: [r["IntervalSeconds"] * 10 for r in state["Retry"]] for name, state in states.items()
                if "Retry" in state}
     assert scaled["retryIntervalOverrides"] == retried and retried["UpdateEndpoint"] == [300, 50, 20]
+
+
+# Events Step Functions records per round of a wait loop: Wait entered/exited, Task entered, Lambda scheduled/started/
+# succeeded, Task exited, Choice entered/exited.
+EVENTS_PER_POLL_ROUND = 9
+HISTORY_EVENT_LIMIT = 25_000  # a standard execution fails once its history reaches this (Step Functions quotas)
+
+
+def test_the_poll_loops_stay_within_the_execution_history_limit_for_the_whole_execution_timeout(definition):
+    """Shorter polls answer sooner (the first model goes live a poll after its seconds of training) but every round
+    adds events: even a run that spends its whole TimeoutSeconds polling at the shortest Wait stays under the quota."""
+    waits = [s["Seconds"] for s in definition["States"].values() if s["Type"] == "Wait"]
+    rounds = definition["TimeoutSeconds"] / min(waits)
+    assert rounds * EVENTS_PER_POLL_ROUND < HISTORY_EVENT_LIMIT
+    assert max(waits) <= 30  # the first (linear) model is live within a minute or so of starting

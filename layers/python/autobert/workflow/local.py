@@ -273,7 +273,6 @@ class LocalWorkflow(Workflow):
         return record
 
 
-# ------------------------------------------------------------------------------------------------- first model
 def _forward_lines(stream, lines: queue.Queue) -> None:
     """The runner's output lines onto ``lines``, then None at its end (the run loop waits on them, with a timeout
     only while it has events to save)."""
@@ -282,6 +281,7 @@ def _forward_lines(stream, lines: queue.Queue) -> None:
     lines.put(None)
 
 
+# ------------------------------------------------------------------------------------------------- first model
 def run_first_model(services: Services) -> dict:
     """Make sure a model is live: import the dataset if needed and run the retraining workflow once (bootstrap
     run: no warm start, the gate passes with no live model). The local endpoint must be running (it may have no
