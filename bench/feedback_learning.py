@@ -142,8 +142,7 @@ def from_scratch(train: pd.DataFrame, evaluate: pd.DataFrame, work: Path, env: d
 
     with mock.patch.dict(os.environ, env, clear=True):
         settings = Settings()
-    hp = training_hyperparameters(Services(settings), "from-scratch", warm=False, init_path=None,
-                                  has_validation=False)
+    hp = training_hyperparameters(Services(settings), "from-scratch", warm=False, init_path=None)
     channel = work / "scratch-train"
     export_seed(train, channel)
     cmd = [sys.executable, str(REPO / "training" / "train.py"), "--train", str(channel), "--model-dir",

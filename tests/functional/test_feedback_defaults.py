@@ -46,7 +46,7 @@ def test_a_single_correction_is_learnt_at_the_default_feedback_settings(tiny_ber
     holdout = store.uri(layout.holdout_prefix(first["holdout"]))
 
     # The live model: a full training on the first dataset version, as the bootstrap run trains it.
-    live = run_job(training_hyperparameters(services, "v-live", warm=False, init_path=None, has_validation=False),
+    live = run_job(training_hyperparameters(services, "v-live", warm=False, init_path=None),
                    {"train": store.uri(layout.dataset_prefix(first["version"])), "holdout": holdout},
                    tmp_path / "live")
 
@@ -74,8 +74,7 @@ def test_a_single_correction_is_learnt_at_the_default_feedback_settings(tiny_ber
             "holdout": holdout}
     if channels["validation"]:
         jobs["validation"] = store.uri(channels["validation"])
-    hyperparameters = training_hyperparameters(services, "v-warm", warm=True, init_path=str(tmp_path / "live"),
-                                               has_validation="validation" in jobs)
+    hyperparameters = training_hyperparameters(services, "v-warm", warm=True, init_path=str(tmp_path / "live"))
     assert (hyperparameters["epochs"], hyperparameters["learning-rate"]) == (str(settings.warm_epochs),
                                                                             str(settings.warm_learning_rate))
     warm = run_job(hyperparameters, jobs, tmp_path / "warm")

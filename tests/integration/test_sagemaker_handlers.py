@@ -299,11 +299,12 @@ def test_explicit_hyperparameters_beat_tuned_ones_and_a_warm_start_keeps_its_epo
     apply_study(store, {"learning-rate": "4.2e-05", "epochs": "5", "batch-size": "32", "max-length": "128"})
     settings = Settings(mode="aws", bucket=BUCKET, region="us-east-1", train_hyperparameters={"max-length": "256"},
                         warm_epochs=2, warm_learning_rate=5e-5)
-    full = training_hyperparameters(Services(settings), "ab-1", warm=False, init_path=None, has_validation=False)
+    full = training_hyperparameters(Services(settings), "ab-1", warm=False, init_path=None)
     assert (full["learning-rate"], full["epochs"], full["batch-size"], full["max-length"]) == (
         "4.2e-05", "5", "32", "256")
-    warm = training_hyperparameters(Services(settings), "ab-2", warm=True, init_path="/opt/ml/input/data/live",
-                                    has_validation=True)
+    # The gate's fixed holdout is the test: no internal test split takes documents away from training.
+    assert full["test-fraction"] == "0"
+    warm = training_hyperparameters(Services(settings), "ab-2", warm=True, init_path="/opt/ml/input/data/live")
     assert (float(warm["learning-rate"]), float(warm["epochs"]), warm["batch-size"]) == (5e-5, 2, "32")
     assert warm["init-model"] == "/opt/ml/input/data/live"
 

@@ -97,7 +97,7 @@ def tuned_defaults(services: Services, warm: bool) -> tuple[dict[str, str], dict
 
 
 def training_hyperparameters(services: Services, job_name: str, warm: bool, init_path: str | None,
-                             has_validation: bool, tuned: dict[str, str] | None = None,
+                             tuned: dict[str, str] | None = None,
                              model_kind: str = "bert") -> dict[str, str]:
     """Settings defaults, then the tuned defaults (``tuned``, else read from the bucket), then
     AUTOBERT_TRAIN_HYPERPARAMETERS (explicit settings win)."""
@@ -112,8 +112,9 @@ def training_hyperparameters(services: Services, job_name: str, warm: bool, init
     hp.update({"model-version": job_name, "model-kind": model_kind, "progress": "false"})
     if warm and init_path:
         hp["init-model"] = init_path
-    if has_validation:
-        hp["test-fraction"] = "0"  # warm start: every changed row trains; validation comes as its own channel
+    # Every run has the fixed holdout channel, which the gate scores: an internal test split would only take 10 %
+    # of the documents away from training (on a warm start every changed row must train, too).
+    hp["test-fraction"] = "0"
     hp.update({k: str(v) for k, v in s.train_hyperparameters.items()})
     return hp
 
@@ -148,7 +149,7 @@ def training_inputs(services: Services, merge: dict, job_name: str, jobs: Traini
         channels["live"] = live["model_uri"]
         init_path = jobs.init_model_path("live", live["model_uri"])
     tuned, tuned_from = tuned_defaults(services, merge["warm"])
-    hp = training_hyperparameters(services, job_name, merge["warm"], init_path, "validation" in channels, tuned,
+    hp = training_hyperparameters(services, job_name, merge["warm"], init_path, tuned,
                                   merge.get(MODEL_KIND, "bert"))
     return TrainingInputs(channels, hp, tuned_from)
 
