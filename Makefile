@@ -13,7 +13,7 @@ BROWSER_STAMP := $(VENV)/.chromium-stamp
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 
-.PHONY: setup up test lint bench-train bench-serving bench-retrain bench-feedback bench-tuning clean
+.PHONY: setup up test lint bench-train bench-serving bench-retrain bench-feedback bench-tuning bench-speed clean
 
 setup: $(STAMP) $(NODE_STAMP) $(BROWSER_STAMP) $(CHECKOV_STAMP)
 
@@ -58,6 +58,10 @@ bench-feedback: $(STAMP) $(NODE_STAMP)
 
 bench-tuning: $(STAMP)
 	$(PY) bench/tuning.py
+
+# Fine-tuning samples/s before and after issue 12's levers, in one run; --avx2 approximates an AVX2-only CPU.
+bench-speed: $(STAMP)
+	$(PY) bench/train_speed.py --avx2
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .autobert .pytest_cache
