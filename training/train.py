@@ -505,15 +505,24 @@ def predict_probs(model, ids: list[list[int]], pad_id: int, batch_size: int, pre
     return probs
 
 
+def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true labels ``y`` under ``probs``."""
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None))))
+
+
 def choose_fusion(bert_probs: np.ndarray, scores: np.ndarray, y: np.ndarray) -> tuple[float, float, dict]:
-    """Grid-search the linear model's weight and temperature on validation; ties keep the smaller weight."""
-    best = (-1.0, 0.0, 1.0)
-    for weight in np.linspace(0, 1, 21):
-        for temperature in (1.0, 2.0, 5.0, 10.0, 20.0):
-            acc = float(np.mean(fuse(bert_probs, scores, weight, temperature).argmax(1) == y))
-            if acc > best[0] + 1e-9:
-                best = (acc, float(weight), temperature)
-    return best[1], best[2], {"validation_accuracy": best[0]}
+    """Grid-search the linear model's weight and temperature on validation: the best accuracy, and among equally
+    accurate settings the lowest log-loss. A small validation set (a warm start's) leaves many settings tied on
+    accuracy; the log-loss says which of them is right more confidently, instead of keeping the smallest weight."""
+    candidates = [(float(weight), temperature) for weight in np.linspace(0, 1, 21) for temperature in TEMPERATURES]
+
+    def score(candidate: tuple[float, float]) -> tuple[float, float]:
+        fused = fuse(bert_probs, scores, *candidate)
+        return round(float(np.mean(fused.argmax(1) == y)), 9), -log_loss(fused, y)
+
+    weight, temperature = max(candidates, key=score)
+    accuracy, neg_loss = score((weight, temperature))
+    return weight, temperature, {"validation_accuracy": accuracy, "validation_log_loss": -neg_loss}
 
 
 # ------------------------------------------------------------------------------------------------------------ main
@@ -734,11 +743,7 @@ TEMPERATURES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 
 def choose_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     """The temperature whose softmax of the linear margins has the lowest log-loss on ``y`` (validation)."""
-    def log_loss(t: float) -> float:
-        probs = fuse(None, scores, 1.0, t)
-        return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None))))
-
-    return min(TEMPERATURES, key=log_loss)
+    return min(TEMPERATURES, key=lambda t: log_loss(fuse(None, scores, 1.0, t), y))
 
 
 def fit_linear(args: argparse.Namespace, train_df: pd.DataFrame, y_train: np.ndarray,
