@@ -127,3 +127,14 @@ class EndpointThread:
         self.server.stop()
 
 
+
+
+def serving_endpoint(folder: Path, version: str = "v1") -> EndpointThread:
+    """An in-process local endpoint already serving a tiny model folder made under ``folder`` as ``version``."""
+    import requests
+
+    server = EndpointThread()
+    model = make_model_folder(folder / version / "model", version)
+    assert requests.post(f"{server.url}/admin/model", json={"version": version, "model_uri": str(model)},
+                         timeout=60).status_code == 200
+    return server

@@ -10,15 +10,12 @@ import socket
 import pytest
 import requests
 from botocore.stub import Stubber
-from serving_helpers import LABELS, REPO, EndpointThread, load_module, make_model_folder, rest_event, set_env
+from serving_helpers import LABELS, REPO, EndpointThread, load_module, rest_event, serving_endpoint, set_env
 
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
-    server = EndpointThread()
-    folder = make_model_folder(tmp_path_factory.mktemp("m") / "v1" / "model", "v1")
-    assert requests.post(f"{server.url}/admin/model", json={"version": "v1", "model_uri": str(folder)},
-                         timeout=60).status_code == 200
+    server = serving_endpoint(tmp_path_factory.mktemp("m"))
     yield server
     server.close()
 

@@ -1,10 +1,9 @@
 """The 20 Newsgroups loader on the real shared archive, extracted folders and broken inputs."""
 
 import hashlib
-import io
-import tarfile
 
 import pytest
+from data_helpers import write_tar
 
 from autobert.data import load_20newsgroups, prepare, read_dataset, read_labels, resolve_source
 from autobert.errors import DataError
@@ -25,13 +24,6 @@ def test_the_shared_train_split_loads_with_its_canonical_counts(newsgroups):
     assert not newsgroups["text"].str.contains("\r").any()
 
 
-def write_tar(path, members):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def test_an_archive_with_both_splits_keeps_the_split_of_each_document(tmp_path):

@@ -4,14 +4,13 @@ training."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
+from data_helpers import write_tar
 
 from autobert import cli
 from autobert.adapters.local_store import LocalObjectStore
@@ -35,15 +34,6 @@ from autobert.data import (
 from autobert.errors import DataError
 from autobert.feedback import FeedbackStore
 from autobert.workflow.merge import import_initial_dataset, merge_feedback, read_version
-
-
-def write_tar(path, members: dict[str, bytes]):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def utc(*args) -> pd.Timestamp:
