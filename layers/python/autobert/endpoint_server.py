@@ -54,12 +54,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from autobert.api_models import PAYLOAD_LIMIT_BYTES
 from autobert.config import Settings, get_settings
 from autobert.local_http import LocalServer
 
 logger = logging.getLogger("autobert.endpoint")
 
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints refuse larger request bodies too
+MAX_PAYLOAD_BYTES = PAYLOAD_LIMIT_BYTES  # SageMaker real-time endpoints refuse larger request bodies too
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # an over-limit body up to this size is discarded, the connection kept
 
 
