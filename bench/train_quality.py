@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", default=None, help="20NG source (default: the configured/local/canonical one)")
     p.add_argument("--model-name", default="offline-default")
     p.add_argument("--epochs", default="3")
-    p.add_argument("--max-length", default="128", help="Tokens BERT reads (default: train.py's, what the workflow serves).")
+    p.add_argument("--max-length", default="128",
+                   help="Tokens BERT reads (default: train.py's, what the workflow serves).")
     p.add_argument("--batch-size", default="16")
     p.add_argument("--learning-rate", default="1e-4")
     p.add_argument("--truncation", default="head_tail")

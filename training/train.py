@@ -423,8 +423,9 @@ def load_base(args: argparse.Namespace, data_labels: list[str]):
     """Fresh model from ``--model-name``, or warm start from ``--init-model`` with the head grown for new labels."""
     if args.init_model:
         init = model_folder(args.init_model)
-        if is_model_folder(init) and not ModelMeta.load(init).has_encoder:
-            raise TrainingConfigError(f"--init-model {init}: a {ModelMeta.load(init).kind!r} model has no encoder "
+        init_meta = ModelMeta.load(init) if is_model_folder(init) else None
+        if init_meta and not init_meta.has_encoder:
+            raise TrainingConfigError(f"--init-model {init}: a {init_meta.kind!r} model has no encoder "
                                       "to continue from; fine-tune --model-name instead (no --init-model)")
         if not (init / "config.json").is_file() or not (init / LABELS_FILE).is_file():
             raise TrainingConfigError(f"--init-model {init}: not a model folder (needs config.json and labels.json)")
@@ -612,6 +613,8 @@ def train(args: argparse.Namespace) -> dict:
     deadline = (time.perf_counter() + args.max_train_minutes * 60 - train_seconds if args.max_train_minutes
                 else math.inf)
     n_epochs = math.ceil(total_steps / steps_per_epoch)
+    # Besides the bars, a progress line in a fixed form every PROGRESS_SECONDS (autobert.contracts): the run's progress.
+    progress_every = float(os.environ.get("AUTOBERT_PROGRESS_SECONDS", PROGRESS_SECONDS))
     for epoch in range(start_epoch + 1, n_epochs + 1):
         if finished:
             break
@@ -621,8 +624,6 @@ def train(args: argparse.Namespace) -> dict:
         bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not args.progress,
                    total=min(steps_per_epoch, total_steps - step), file=sys.stderr,
                    mininterval=0.1 if sys.stderr.isatty() else 30)
-        # And a progress line in a fixed form every PROGRESS_SECONDS (autobert.contracts): the run's progress.
-        progress_every = float(os.environ.get("AUTOBERT_PROGRESS_SECONDS", PROGRESS_SECONDS))
         next_progress = epoch_start + progress_every
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}

@@ -294,7 +294,7 @@ def load_label_folders(path: Path) -> pd.DataFrame:
         logger.warning("%s: %d file(s) outside the label subfolders ignored (%s)", path, len(outside),
                        ", ".join(sorted(outside)[:3]) + (", ..." if len(outside) > 3 else ""))
     df = pd.DataFrame(rows, columns=["label", "text"])[["text", "label"]]
-    df["date"] = dates_column([pd.NaT] * len(df)).array
+    df["date"] = _date_values(df)
     _check_labels(df, path, lambda row: str(path / df["label"].iloc[row - 1]))
     return df
 
