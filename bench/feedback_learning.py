@@ -129,6 +129,27 @@ def label_f1(truth: list[str], predicted: list[str], label: str) -> dict:
             "support": int(t.sum())}
 
 
+def candidate_scores(home: Path, version: str, evaluation: pd.DataFrame, second_half: pd.DataFrame, *,
+                     new_label: str, corrected: list[dict]) -> dict | None:
+    """The run's trained model (found in the stack's training output by its version), scored offline on the same
+    texts as the served one: what promoting it would have given, whatever the gate decided."""
+    from autobert.modeling import TextClassifier
+
+    folder = next((p for p in home.rglob(f"{version}/model") if (p / "labels.json").exists()), None)
+    if folder is None:
+        return None
+    model = TextClassifier.load(folder)
+
+    def labels(texts: list[str]) -> list[str]:
+        return [model.labels[i] for i in model.predict_proba(texts).argmax(1)] if texts else []
+
+    predicted = labels(evaluation["text"].tolist())
+    n2 = len(second_half)
+    return {"second_half_accuracy": accuracy(evaluation["label"].tolist()[:n2], predicted[:n2]),
+            "corrected_now_right": accuracy([w["label"] for w in corrected], labels([w["text"] for w in corrected])),
+            "new_label": label_f1(evaluation["label"].tolist(), predicted, new_label)}
+
+
 # ------------------------------------------------------------------------------------------- from scratch (opt.)
 def from_scratch(train: pd.DataFrame, evaluate: pd.DataFrame, work: Path, env: dict[str, str]) -> dict:
     """train.py from the base model on ``train`` with the hyperparameters the workflow gives a full retrain (the
@@ -170,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                    "training documents at 64 tokens: proves the benchmark end to end; its figures mean little.")
     p.add_argument("--from-scratch", action="store_true", help="Also train a model from scratch on the older part "
                    "plus the whole first half (as long as the first model) and compare.")
+    p.add_argument("--first-model-only", action="store_true", help="Stop once the first model is live: a --home to "
+                   "copy for several retrain trials (each trial then starts from the same live model in seconds).")
     p.add_argument("--timeout", type=float, default=4 * 3600, help="Most seconds per phase.")
     p.add_argument("--out", help="Result JSON (default: bench/results/feedback_learning[.smoke].json).")
     args = p.parse_args(argv)
@@ -211,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         first = stack.version
         print(f"first model {first} live after {first_model_seconds:.0f} s", flush=True)
+        if args.first_model_only:
+            return 0
         before_first, _ = predict(stack.api, first_half["text"].tolist())
         before_eval, _ = predict(stack.api, evaluation["text"].tolist())
         wrong = [{"text": t, "label": lbl, "predicted_label": guess}
@@ -238,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         after_corrected, _ = predict(stack.api, corrected_texts) if corrected_texts else ([], set())
     finally:
         stack.stop()
+    # What the candidate would have served, promoted or not: the figures to tune the warm start by.
+    candidate = candidate_scores(home, new_version, evaluation, second_half, new_label=args.new_label,
+                                 corrected=wrong) if new_version else None
 
     n2 = len(second_half)
     truth_eval = evaluation["label"].tolist()
@@ -262,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                       "after": label_f1(truth_eval, after_eval, args.new_label), "target_f1": 0.8},
         "predict_during_run": {"sent": len(load.results), "failed": len(failed),
                                "failures": [str(r[1]) for r in failed[:20]]},
+        "candidate": candidate,
     }
     acc = result["second_half_accuracy"]
     acc["gain_points"] = round(100 * (acc["after"] - acc["before"]), 2)
@@ -287,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         s = result["from_scratch"]
         print(f"from scratch on everything: {s['accuracy']:.4f} (warm - scratch {s['warm_minus_scratch_points']:+.2f} "
               "points; target within 0.5)")
+    if result["candidate"]:
+        k = result["candidate"]
+        print(f"the run's candidate, scored offline: second half {k['second_half_accuracy']:.4f}, corrected "
+              f"{k['corrected_now_right']:.1%}, new label F1 {k['new_label']['f1']:.3f}")
     c = result["corrected_now_right"]
     print(f"corrected texts now predicted with their corrected label: {c['share']:.1%} of {len(wrong)} (target 95 %)")
     nl = result["new_label"]

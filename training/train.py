@@ -116,7 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Train a TF-IDF linear model too and fuse it with BERT (weight chosen on validation).")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                    help="Autocast precision; auto = bf16 on GPUs of compute capability >= 8 (Ampere+) and on CPUs "
-                        "with AVX512-BF16/AMX, fp16 with loss scaling on older GPUs (T4, V100), else fp32.")
+                        "where bf16 measures faster than fp32 (autobert.modeling.cpu_bf16_speedup), fp16 with loss "
+                        "scaling on older GPUs (T4, V100), else fp32.")
     p.add_argument("--max-train-samples", type=int, default=0, help="Debug: use only this many training documents.")
     p.add_argument("--max-steps", type=int, default=0, help="Debug: stop after this many optimizer steps.")
     p.add_argument("--max-train-minutes", type=float, default=0, help="Stop training after this wall time (0 = off).")
@@ -257,8 +258,8 @@ def choose_precision(requested: str, device_type: str, capability: tuple[int, in
                      cpu_bf16: bool = False) -> Precision:
     """The precision for ``--precision`` on this hardware. ``auto``: bf16 on a GPU of compute capability >= 8.0
     (Ampere and later run it natively; ``torch.cuda.is_bf16_supported()`` also says True on a T4, where it is
-    emulated and slow), fp16 with a GradScaler on older GPUs (T4, V100), on a CPU bf16 only where it has
-    AVX512-BF16/AMX (``cpu_bf16``), else fp32."""
+    emulated and slow), fp16 with a GradScaler on older GPUs (T4, V100), on a CPU bf16 only where it measured
+    faster than fp32 (``cpu_bf16``: ``autobert.modeling.bf16_supported``), else fp32."""
     if requested == "fp16" and device_type != "cuda":
         raise TrainingConfigError("--precision fp16 needs a CUDA GPU (use bf16 or fp32 on a CPU)")
     if requested != "auto":

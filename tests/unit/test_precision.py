@@ -33,7 +33,7 @@ def test_auto_on_a_gpu_is_bf16_from_compute_capability_8_and_fp16_with_a_scaler_
 
 
 @pytest.mark.parametrize(("cpu_bf16", "name"), [(True, "bf16"), (False, "fp32")])
-def test_auto_on_a_cpu_is_bf16_only_with_avx512_bf16_or_amx(cpu_bf16, name):
+def test_auto_on_a_cpu_is_bf16_only_where_it_pays_off(cpu_bf16, name):
     precision = train.choose_precision("auto", "cpu", cpu_bf16=cpu_bf16)
     assert precision.name == name and not precision.scaler
     assert precision.autocast is (name == "bf16")
@@ -93,3 +93,37 @@ def test_a_disabled_scaler_is_a_plain_step():
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     model, before = step_once(scaler, train.Precision("fp32"))
     assert not torch.equal(model.classifier.weight, before)
+
+
+# ------------------------------------------------------------------------ the CPU's bf16: measured, not assumed
+def test_a_cpu_without_a_native_bf16_instruction_set_never_autocasts(monkeypatch):
+    from autobert import modeling
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    modeling.cpu_bf16_speedup.cache_clear()
+    try:
+        assert modeling.cpu_bf16_speedup() == 0.0
+        assert not modeling.bf16_supported(torch.device("cpu"))
+    finally:
+        modeling.cpu_bf16_speedup.cache_clear()
+
+
+def test_the_speedup_is_measured_where_the_flags_promise_bf16(monkeypatch):
+    from autobert import modeling
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    modeling.cpu_bf16_speedup.cache_clear()
+    try:
+        speedup = modeling.cpu_bf16_speedup(reps=1)  # whatever this CPU does: a real timing, fp32 over bf16
+        assert 0 < speedup < float("inf")
+    finally:
+        modeling.cpu_bf16_speedup.cache_clear()
+
+
+@pytest.mark.parametrize(("speedup", "chosen"), [(1.27, True), (1.1, True), (1.05, False), (0.55, False)])
+def test_a_cpu_autocasts_only_where_bf16_measured_faster_by_the_minimum(monkeypatch, speedup, chosen):
+    from autobert import modeling
+
+    monkeypatch.setattr(modeling, "cpu_bf16_speedup", lambda: speedup)
+    assert modeling.bf16_supported(torch.device("cpu")) is chosen
