@@ -47,7 +47,7 @@ from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE, MODEL_KINDS, P
 from autobert.data import read_dataset
 from autobert.errors import AutobertError, DataError, ModelLoadError, TrainingConfigError
 from autobert.linear import LinearTextModel
-from autobert.metrics import classification_report, summary
+from autobert.metrics import classification_report, paired_class_errors, summary
 from autobert.modeling import (
     LABELS_FILE,
     TRUNCATIONS,
@@ -848,17 +848,20 @@ def evaluate_on_holdout(candidate: TextClassifier, holdout: Path, live_model: st
     index = {label: i for i, label in enumerate(labels)}
     y = np.array([index[t] for t in truth])
 
-    def report(model: TextClassifier) -> dict:
-        predicted = model.predict_proba(texts, batch_size).argmax(1)
-        return classification_report(y, np.array([index[model.labels[i]] for i in predicted]), labels)
+    def predictions(model: TextClassifier) -> np.ndarray:
+        return np.array([index[model.labels[i]] for i in model.predict_proba(texts, batch_size).argmax(1)])
 
+    candidate_predicted = predictions(candidate)
+    live_predicted = predictions(live) if live else None
     return {
         "holdout_rows": len(df),
         "labels": labels,
         "candidate_version": candidate.version,
-        "candidate": report(candidate),
+        "candidate": classification_report(y, candidate_predicted, labels),
         "live_version": live.version if live else None,
-        "live": report(live) if live else None,
+        "live": classification_report(y, live_predicted, labels) if live else None,
+        # For the gate's per-class sign test: which model alone gets each document touching a class wrong.
+        "paired": paired_class_errors(y, candidate_predicted, live_predicted, labels) if live else None,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autobert.workflow.errors import EvaluationError
-from autobert.workflow.gate import Margins, decide, summarize
+from autobert.workflow.gate import Margins, decide, sign_test_p, summarize
 
 
 def report(per_class: dict[str, tuple[float, int]], accuracy: float) -> dict:
@@ -74,3 +74,44 @@ def test_a_malformed_evaluation_is_an_evaluation_error():
         decide({"live": None}, Margins())
     with pytest.raises(EvaluationError):
         decide({"candidate": {"accuracy": 1.0}, "live": None}, Margins())
+
+
+# ------------------------------------------------- a class drop must also be unlikely by chance (the sign test)
+DROPPED_B = report({"a": (1.0, 10), "b": (0.70, 10), "c": (0.70, 10)}, accuracy=0.80)  # b 0.10 below, a 0.10 above
+
+
+def paired(b_candidate_only: int, b_live_only: int) -> dict:
+    return {"a": {"candidate_only_errors": 0, "live_only_errors": 0},
+            "b": {"candidate_only_errors": b_candidate_only, "live_only_errors": b_live_only},
+            "c": {"candidate_only_errors": 0, "live_only_errors": 0}}
+
+
+@pytest.mark.parametrize(("candidate_only", "live_only", "p"), [
+    (0, 0, 1.0), (1, 0, 0.5), (5, 0, 1 / 32), (6, 1, 8 / 128), (8, 1, 10 / 512), (1, 5, 63 / 64)])
+def test_the_sign_test_is_the_exact_one_sided_binomial_tail(candidate_only, live_only, p):
+    assert sign_test_p(candidate_only, live_only) == pytest.approx(p)
+
+
+def test_a_class_drop_the_candidate_alone_is_to_blame_for_is_rejected_with_the_test():
+    decision = decide({"candidate": DROPPED_B, "live": LIVE, "paired": paired(8, 1)}, Margins())
+    assert not decision.promote
+    assert decision.reasons == ["class 'b' F1 0.7000 is 0.1000 below live 0.8000 (margin 0.05); sign test p=0.020: "
+                                "8 holdout errors on it the candidate's alone, 1 live's alone"]
+
+
+def test_a_class_drop_within_chance_is_promoted_and_said_so():
+    decision = decide({"candidate": DROPPED_B, "live": LIVE, "paired": paired(6, 1)}, Margins())
+    assert decision.promote
+    assert decision.reasons[0] == "not worse than live beyond the margins"
+    assert decision.reasons[1].startswith("class 'b' F1 0.7000 is 0.1000 below live 0.8000 (margin 0.05) but within "
+                                          "chance (sign test p=0.062")
+
+
+def test_significance_one_rejects_every_class_drop_beyond_the_margin():
+    decision = decide({"candidate": DROPPED_B, "live": LIVE, "paired": paired(6, 1)},
+                      Margins(class_significance=1.0))
+    assert not decision.promote
+
+
+def test_a_report_without_paired_counts_rejects_on_the_drop_alone():
+    assert not decide({"candidate": DROPPED_B, "live": LIVE}, Margins()).promote

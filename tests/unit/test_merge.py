@@ -220,13 +220,28 @@ def test_the_warm_trainset_holds_every_change_since_the_base_plus_a_replay_sampl
     train = m.read_parquet(store, channels["train"] + "train.parquet")
     changed = train[train["id"].str.startswith("fb/")]
     assert changed["id"].value_counts().to_dict() == {"fb/f1": 2, "fb/f2": 2, "fb/f3": 2}
-    assert (train[~train["id"].str.startswith("fb/")]["label"].value_counts() == 3).all()
+    # Every label the base knew has 3 rows (replay_per_class) in all, its feedback copies included: the corrected
+    # labels get less replay, so the mix teaches no prior that favours them; the new label keeps its copies.
+    totals = train["label"].value_counts().to_dict()
+    assert totals.pop("cooking") == 2
+    assert set(totals.values()) == {3} and {"space", "autos"} <= set(totals)
+    replayed = train[~train["id"].str.startswith("fb/")]["label"].value_counts()
+    assert replayed["space"] == 1 and replayed["autos"] == 1
     validation = m.read_parquet(store, channels["validation"] + "validation.parquet")
     assert not set(validation["id"]) & set(train["id"])
     assert set(validation["label"]) <= set(train["label"])
     again = m.build_warm_trainset(store, version, base, replay_per_class=3, validation_per_class=2,
                                   feedback_repeat=2, seed=0)
     assert again == channels
+
+
+def test_a_label_corrected_more_than_the_replay_size_sets_the_size_for_every_known_label():
+    changed = pd.DataFrame({"label": ["space"] * 4 + ["cooking"] * 9})
+    counts = m.balanced_replay_counts(changed, {"space", "autos", "hockey"}, {"space", "autos", "hockey"},
+                                      replay_per_class=3, feedback_repeat=2)
+    assert counts == {"autos": 8, "hockey": 8, "space": 0}  # 4 corrections x 2 copies: 8 rows for each known label
+    assert m.balanced_replay_counts(changed, {"space", "autos"}, {"space", "autos"}, replay_per_class=0,
+                                    feedback_repeat=2) == {"autos": 0, "space": 0}
 
 
 def test_the_unmerged_count_ignores_idempotency_markers(store):

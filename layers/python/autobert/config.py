@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     gate_macro_f1_margin: float = Field(0.01, ge=0, le=1, description="Largest holdout macro-F1 drop allowed.")
     gate_class_f1_margin: float = Field(0.05, ge=0, le=1, description="Largest F1 drop allowed on any class the "
                                         "live model knew.")
+    gate_class_significance: float = Field(0.05, gt=0, le=1, description="A class drop beyond its margin fails the "
+                                           "gate only if a one-sided sign test over the holdout documents whose "
+                                           "error involves the class gives p below this (1: every such drop fails).")
     first_model: Literal["linear", "bert"] = Field(
         "linear", description="The first model of a fresh stack: 'linear' puts the TF-IDF linear model live within "
         "a minute or two, then fine-tunes BERT in a run of its own that replaces it if the gate passes; 'bert' "

@@ -29,3 +29,16 @@ def summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
     }
+
+
+def paired_class_errors(y_true: np.ndarray, candidate: np.ndarray, live: np.ndarray, labels: list[str]) -> dict:
+    """Per class, the documents whose error involves it (true label or predicted label the class, prediction wrong)
+    for one model and not the other: ``candidate_only_errors`` and ``live_only_errors``, the discordant pairs of
+    the gate's sign test (both models scored on the same documents)."""
+    out = {}
+    for i, label in enumerate(labels):
+        wrong_c = ((y_true == i) | (candidate == i)) & (candidate != y_true)
+        wrong_l = ((y_true == i) | (live == i)) & (live != y_true)
+        out[label] = {"candidate_only_errors": int((wrong_c & ~wrong_l).sum()),
+                      "live_only_errors": int((wrong_l & ~wrong_c).sum())}
+    return out

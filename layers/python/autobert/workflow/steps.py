@@ -214,7 +214,8 @@ def evaluate(services: Services, event: dict) -> dict:
     metrics = services.training_jobs.read_report(status["output_uri"], METRICS_FILE)
     registry = ModelRegistry(store)
     live = registry.live_record()
-    decision = decide(holdout, Margins(s.gate_accuracy_margin, s.gate_macro_f1_margin, s.gate_class_f1_margin),
+    decision = decide(holdout, Margins(s.gate_accuracy_margin, s.gate_macro_f1_margin, s.gate_class_f1_margin,
+                                     s.gate_class_significance),
                       live_labels=live.get("labels") if live else None, candidate_labels=metrics.get("labels"))
     test = metrics.get("test") or metrics.get("validation") or {}
     registry.register(
