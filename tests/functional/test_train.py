@@ -160,6 +160,18 @@ def test_warm_start_grows_the_head_for_a_new_label_and_keeps_old_rows(trained, s
     evaluation = json.loads((tmp_path / "warm" / "holdout.json").read_text())
     assert evaluation["live_version"] == old.version
     assert evaluation["candidate"]["n"] == evaluation["live"]["n"] == len(df)
+    # The gate's sign-test counts, recounted document by document: per class, the holdout documents whose error
+    # involves it that the candidate (the warm model) alone, or the live (init) model alone, gets wrong.
+    texts, truth = df["text"].tolist(), df["label"].tolist()
+    cand = [warm.labels[i] for i in warm.predict_proba(texts).argmax(1)]
+    live = [reloaded.labels[i] for i in reloaded.predict_proba(texts).argmax(1)]  # (old.model was grown above)
+    rows = list(zip(cand, live, truth, strict=True))
+    for label in evaluation["labels"]:
+        cand_wrong = [c != t and label in (c, t) for c, _, t in rows]
+        live_wrong = [v != t and label in (v, t) for _, v, t in rows]
+        expected = {"candidate_only_errors": sum(c and not v for c, v in zip(cand_wrong, live_wrong, strict=True)),
+                    "live_only_errors": sum(v and not c for c, v in zip(cand_wrong, live_wrong, strict=True))}
+        assert evaluation["paired"][label] == expected, label
 
 
 @pytest.mark.parametrize(("args", "message"), [
