@@ -121,7 +121,9 @@ class Settings(BaseSettings):
     seed_dataset: Path | None = Field(None, description="Exported dataset folder the first run imports (default: "
                                       "<home>/prepared, created by `autobert prepare` if missing).")
     replay_per_class: int = Field(40, ge=0, description="Warm start: documents per class replayed from the dataset.")
-    replay_validation_per_class: int = Field(10, ge=1, description="Warm start: validation documents per class.")
+    replay_validation_per_class: int = Field(40, ge=1, description="Warm start: validation documents per class "
+                                             "(they choose the fusion weight and the epoch kept: 10 a class left "
+                                             "both to noise).")
     feedback_repeat: int = Field(3, ge=1, description="Warm start: copies of each new feedback item in training.")
     gate_accuracy_margin: float = Field(0.01, ge=0, le=1, description="Largest holdout accuracy drop allowed.")
     gate_macro_f1_margin: float = Field(0.01, ge=0, le=1, description="Largest holdout macro-F1 drop allowed.")
