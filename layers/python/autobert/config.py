@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     train_epochs: float = Field(3, gt=0, description="Full retrain: epochs.")
     warm_epochs: float = Field(2, gt=0, description="Warm-start retrain: epochs.")
     train_learning_rate: float = Field(1e-4, gt=0, lt=1, description="Full retrain: peak learning rate.")
-    warm_learning_rate: float = Field(5e-5, gt=0, lt=1, description="Warm-start retrain: peak learning rate.")
+    warm_learning_rate: float = Field(2e-5, gt=0, lt=1, description="Warm-start retrain: peak learning rate.")
     train_hyperparameters: dict[str, str] = Field(default_factory=dict, description="Extra train.py "
                                                   "hyperparameters (JSON object), e.g. {\"max-length\": \"128\"}.")
     training_max_wait_seconds: int = Field(4 * 3600, ge=1, description="Overall limit of the training wait loop.")
