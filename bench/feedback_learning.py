@@ -131,24 +131,30 @@ def label_f1(truth: list[str], predicted: list[str], label: str) -> dict:
             "support": int(t.sum())}
 
 
-def candidate_scores(home: Path, version: str, evaluation: pd.DataFrame, second_half: pd.DataFrame, *,
+def predicted_labels(model, texts: list[str]) -> list[str]:
+    """A loaded ``TextClassifier``'s labels for ``texts``, offline (not through the API)."""
+    return [model.labels[i] for i in model.predict_proba(texts).argmax(1)] if texts else []
+
+
+def candidate_scores(store: LocalObjectStore, version: str, evaluation: pd.DataFrame, second_half: pd.DataFrame, *,
                      new_label: str, corrected: list[dict]) -> dict | None:
-    """The run's trained model (found in the stack's training output by its version), scored offline on the same
-    texts as the served one: what promoting it would have given, whatever the gate decided."""
+    """The run's trained model (its registry record's model folder, rejected or not), scored offline on the same
+    texts as the served one: what promoting it would have given, whatever the gate decided. None for a run that
+    registered no model (its training failed)."""
     from autobert.modeling import TextClassifier
+    from autobert.workflow.errors import UnknownModelVersion
+    from autobert.workflow.registry import ModelRegistry
 
-    folder = next((p for p in home.rglob(f"{version}/model") if (p / "labels.json").exists()), None)
-    if folder is None:
+    try:
+        record = ModelRegistry(store).get(version)
+    except UnknownModelVersion:
         return None
-    model = TextClassifier.load(folder)
-
-    def labels(texts: list[str]) -> list[str]:
-        return [model.labels[i] for i in model.predict_proba(texts).argmax(1)] if texts else []
-
-    predicted = labels(evaluation["text"].tolist())
+    model = TextClassifier.load(record["model_uri"])
+    predicted = predicted_labels(model, evaluation["text"].tolist())
     n2 = len(second_half)
     return {"second_half_accuracy": accuracy(evaluation["label"].tolist()[:n2], predicted[:n2]),
-            "corrected_now_right": accuracy([w["label"] for w in corrected], labels([w["text"] for w in corrected])),
+            "corrected_now_right": accuracy([w["label"] for w in corrected],
+                                            predicted_labels(model, [w["text"] for w in corrected])),
             "new_label": label_f1(evaluation["label"].tolist(), predicted, new_label)}
 
 
@@ -180,8 +186,7 @@ def from_scratch(train: pd.DataFrame, evaluate: pd.DataFrame, work: Path, env: d
            str(work / "scratch-model"), *[a for k, v in hp.items() for a in (f"--{k}", str(v))]]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
-    model = TextClassifier.load(work / "scratch-model")
-    predicted = [model.labels[i] for i in model.predict_proba(evaluate["text"].tolist()).argmax(1)]
+    predicted = predicted_labels(TextClassifier.load(work / "scratch-model"), evaluate["text"].tolist())
     result = {**summary(evaluate["label"].to_numpy(), np.array(predicted)), "train_documents": len(train),
               "hyperparameters": hp, "seconds": round(time.perf_counter() - start, 1)}
     cached.write_text(json.dumps(result, indent=2) + "\n")
@@ -277,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.stop()
     # What the candidate would have served, promoted or not: the figures to tune the warm start by.
-    candidate = candidate_scores(home, new_version, evaluation, second_half, new_label=args.new_label,
+    candidate = candidate_scores(store, new_version, evaluation, second_half, new_label=args.new_label,
                                  corrected=wrong) if new_version else None
 
     n2 = len(second_half)

@@ -23,13 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
 from autobert.config import get_settings  # noqa: E402
 from autobert.data import DATASET_FILE, prepare, read_dataset, temporal_split  # noqa: E402
-from autobert.modeling import TextClassifier, fuse, pad_batch  # noqa: E402
+from autobert.modeling import TextClassifier, fuse  # noqa: E402
 
 
 def windows(ids: list[list[int]], body: int, k_max: int, cls: int, sep: int):
@@ -44,18 +43,6 @@ def windows(ids: list[list[int]], body: int, k_max: int, cls: int, sep: int):
             owner.append(doc)
             position.append(k)
     return out, np.array(owner), np.array(position)
-
-
-@torch.inference_mode()
-def window_probs(model: TextClassifier, wins: list[list[int]], batch: int = 32) -> np.ndarray:
-    order = np.argsort([len(w) for w in wins])
-    probs = np.zeros((len(wins), len(model.labels)), np.float32)
-    for start in range(0, len(wins), batch):
-        idx = order[start:start + batch]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=model.autocast):
-            logits = model.model(**pad_batch([wins[i] for i in idx], model.pad_id)).logits
-        probs[idx] = torch.softmax(logits.float(), -1).numpy()
-    return probs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     wins, owner, position = windows(ids, model.meta.max_length - 2, args.max_windows, tok.cls_token_id,
                                     tok.sep_token_id)
     start = time.perf_counter()
-    per_window = window_probs(model, wins)
+    per_window = model.probs_for_ids(wins)
     seconds = time.perf_counter() - start
     head_tail = model.bert_probs(texts)
     scores = model.linear.decision_function(texts)

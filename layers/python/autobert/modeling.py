@@ -205,13 +205,17 @@ class TextClassifier:
         device = device or torch.device("cpu")
         return cls(model.to(device), tokenizer, labels, meta, linear, device)
 
-    @torch.inference_mode()
     def bert_probs(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        ids = encode(self.tokenizer, texts, self.meta.max_length, self.meta.truncation)
+        return self.probs_for_ids(encode(self.tokenizer, texts, self.meta.max_length, self.meta.truncation),
+                                  batch_size)
+
+    @torch.inference_mode()
+    def probs_for_ids(self, ids: list[list[int]], batch_size: int = 32) -> np.ndarray:
+        """BERT's probabilities for already encoded inputs (token ids with [CLS]/[SEP], at most ``max_length``)."""
         # Sorting by length keeps padding (wasted FLOPs) small inside each batch.
         order = np.argsort([len(x) for x in ids])
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
+        out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(ids), batch_size):
             idx = order[start : start + batch_size]
             batch = {k: v.to(self.device) for k, v in pad_batch([ids[i] for i in idx], self.pad_id).items()}
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
