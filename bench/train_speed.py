@@ -103,7 +103,7 @@ def main() -> int:
         dataset_dir, _ = prepare(args.source or settings.data_source, Path(tmp) / "dataset", settings.cache_dir)
         df = read_dataset(dataset_dir / DATASET_FILE).sample(n=n_batches * args.batch_size, random_state=42)
     hp = argparse.Namespace(model_name=args.model_name, init_model=None, weight_decay=0.01, learning_rate=1e-4)
-    base, tokenizer, labels, _ = train.load_base(hp, df["label"].astype(str).tolist())
+    base, tokenizer, labels, *_ = train.load_base(hp, df["label"].astype(str).tolist())
     train.set_attention_dropout(base, 0.0)  # the job's default
     ids = encode(tokenizer, df["text"].astype(str).tolist(), args.max_length, "head_tail")
     y = df["label"].astype(str).map({label: i for i, label in enumerate(labels)}).to_numpy(dtype=np.int64)

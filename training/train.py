@@ -89,6 +89,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-model", default=None,
                    help="Warm start: continue from this model folder (the retraining path). Labels it lacks are "
                         "appended to its classifier head; known labels keep their weights.")
+    p.add_argument("--imprint-new-labels", type=str2bool, default=True,
+                   help="Warm start: start the head rows of labels new to --init-model from their training "
+                        "documents' features (weight imprinting) rather than from noise.")
     p.add_argument("--epochs", type=float, default=3, help="Passes over the training split (fractions allowed).")
     p.add_argument("--batch-size", type=int, default=16, help="Training batch size.")
     p.add_argument("--learning-rate", type=float, default=1e-4, help="Peak AdamW learning rate.")
@@ -421,7 +424,9 @@ def model_folder(path: str) -> Path:
 
 
 def load_base(args: argparse.Namespace, data_labels: list[str]):
-    """Fresh model from ``--model-name``, or warm start from ``--init-model`` with the head grown for new labels."""
+    """Fresh model from ``--model-name``, or warm start from ``--init-model`` with the head grown for new labels:
+    ``(model, tokenizer, labels, base_model, n_known)``, ``n_known`` the init model's label count (``None`` when
+    fresh); the grown rows are ``labels[n_known:]``."""
     if args.init_model:
         init = model_folder(args.init_model)
         init_meta = ModelMeta.load(init) if is_model_folder(init) else None
@@ -433,7 +438,7 @@ def load_base(args: argparse.Namespace, data_labels: list[str]):
         old = TextClassifier.load(init)
         labels = old.labels + sorted(set(data_labels) - set(old.labels))
         model = grow_classifier(old.model, len(labels))
-        return model.train(), old.tokenizer, labels, old.meta.base_model
+        return model.train(), old.tokenizer, labels, old.meta.base_model, len(old.labels)
     source = resolve_model_name(args.model_name)
     labels = sorted(set(data_labels))
     try:
@@ -445,7 +450,7 @@ def load_base(args: argparse.Namespace, data_labels: list[str]):
         )
     except (OSError, ValueError) as exc:
         raise TrainingConfigError(f"--model-name {args.model_name}: cannot load model ({exc})") from exc
-    return model, tokenizer, labels, args.model_name
+    return model, tokenizer, labels, args.model_name, None
 
 
 def grow_classifier(model, num_labels: int):
@@ -466,6 +471,66 @@ def grow_classifier(model, num_labels: int):
     model.num_labels = num_labels
     model.config.num_labels = num_labels
     return model
+
+
+IMPRINT_KNOWN_PER_CLASS = 16  # documents per known label whose features centre the imprinted rows
+
+
+@torch.no_grad()  # not inference_mode: the features go on into the head's (trainable) rows
+def head_features(model, ids: list[list[int]], pad_id: int, batch_size: int, precision: Precision,
+                  device: torch.device) -> torch.Tensor:
+    """What the classifier head reads (its input, dropout off) for each document of ``ids``, in order."""
+    captured: list[torch.Tensor] = []
+    hook = model.classifier.register_forward_pre_hook(lambda _module, args: captured.append(args[0].float()))
+    model.eval()
+    try:
+        for start in range(0, len(ids), batch_size):
+            batch = {k: v.to(device) for k, v in pad_batch(ids[start : start + batch_size], pad_id).items()}
+            with torch.autocast(device.type, dtype=precision.dtype, enabled=precision.autocast):
+                model(**batch)
+    finally:
+        hook.remove()
+    return torch.cat(captured) if captured else torch.zeros(0, model.classifier.in_features)
+
+
+def imprint_new_labels(model, n_known: int, ids: list[list[int]], y: np.ndarray, pad_id: int, batch_size: int,
+                       precision: Precision, device: torch.device, seed: int) -> list[int]:
+    """Start the head rows of labels the init model never knew (rows ``n_known`` and up) from their training
+    documents, as weight imprinting does (Qi, Brown and Lowe, "Low-Shot Learning with Imprinted Weights", CVPR
+    2018), instead of from noise: the row points from the known labels' mean feature to the new label's, with the
+    known rows' mean norm, and its bias makes the new label tie, on average over its own documents, with the best
+    known label. A randomly started row moves about one learning rate per Adam step, so at a warm start's small
+    rate it stays far below the trained rows' logits: on the feedback benchmark a new label learnt from 50 items
+    reached recall 0.48 (precision 1.0). Returns the label ids imprinted (those with training documents)."""
+    head = model.classifier
+    if head.out_features <= n_known or len(ids) == 0:
+        return []
+    rng = np.random.default_rng(seed)
+    known = [i for c in range(n_known) if len(idx := np.flatnonzero(y == c))
+             for i in rng.permutation(idx)[:IMPRINT_KNOWN_PER_CLASS]]
+    new_docs = {c: sorted({tuple(ids[i]): i for i in np.flatnonzero(y == c)}.values())  # copies read once
+                for c in range(n_known, head.out_features)}
+    new_docs = {c: docs for c, docs in new_docs.items() if docs}
+    if not known or not new_docs:
+        return []
+    order = known + [i for docs in new_docs.values() for i in docs]
+    feats = dict(zip(order, head_features(model, [ids[i] for i in order], pad_id, batch_size, precision, device),
+                     strict=True))
+    known_y = y[known]
+    known_mean = torch.stack([torch.stack([feats[i] for i, c in zip(known, known_y, strict=True) if c == k]).mean(0)
+                              for k in np.unique(known_y)]).mean(0)  # each known label weighs the same
+    weight, bias = head.weight.detach().float(), head.bias.detach().float()
+    norm = weight[:n_known].norm(dim=1).mean()
+    with torch.no_grad():
+        for c, docs in new_docs.items():
+            f = torch.stack([feats[i] for i in docs])
+            direction = f.mean(0) - known_mean
+            row = direction / direction.norm().clamp_min(1e-12) * norm
+            best_known = (f @ weight[:n_known].T + bias[:n_known]).max(1).values
+            head.weight[c] = row.to(head.weight.dtype)
+            head.bias[c] = (best_known - f @ row).mean().to(head.bias.dtype)
+    model.train()
+    return sorted(new_docs)
 
 
 def set_attention_dropout(model, p: float) -> None:
@@ -562,7 +627,7 @@ def train(args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     df, train_df, val_df, test_df = load_splits(args)
-    model, tokenizer, labels, base_model = load_base(args, list(df["label"]))
+    model, tokenizer, labels, base_model, n_known = load_base(args, list(df["label"]))
     set_attention_dropout(model, args.attention_dropout)
     if args.freeze_embeddings:
         freeze_embeddings(model)
@@ -581,6 +646,11 @@ def train(args: argparse.Namespace) -> dict:
     train_ids, y_train = tokenized(train_df)
     val_ids, y_val = tokenized(val_df)
     test_ids, y_test = tokenized(test_df)
+    if n_known is not None and args.imprint_new_labels:
+        imprinted = imprint_new_labels(model, n_known, train_ids, y_train, pad_id, args.eval_batch_size, precision,
+                                       device, args.seed)
+        if imprinted:
+            logger.info("new labels imprinted from their training documents: %s", [labels[c] for c in imprinted])
     logger.info("documents: train=%d validation=%d test=%d labels=%d device=%s precision=%s",
                 len(train_ids), len(val_ids), len(test_ids), len(labels), device, precision.name)
 

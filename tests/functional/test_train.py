@@ -274,3 +274,39 @@ def test_the_linear_model_also_fits_the_fusion_channel_but_never_the_held_out_sp
     vocabulary = json.loads((tmp_path / "m" / "linear" / "vocabulary.json").read_text())["vocabulary"]
     assert "zyxwordfusion" in vocabulary
     assert "qqvalidationonly" not in vocabulary
+
+
+def test_a_new_label_starts_from_its_documents_features_not_from_noise(trained, small_dataset, newsgroups):
+    """Weight imprinting: the grown row of a label the init model never knew points at its documents' features."""
+    known = pd.read_parquet(small_dataset / "dataset.parquet")
+    graphics = newsgroups[newsgroups["label"] == "comp.graphics"]
+    seen, unseen = graphics.iloc[:12], graphics.iloc[12:52]
+    old = TextClassifier.load(trained / "model")
+    labels = old.labels + ["comp.graphics"]
+    frame = pd.concat([known, seen, seen])  # the feedback copies, as a warm trainset repeats them
+    ids = train.encode(old.tokenizer, frame["text"].tolist(), 64, "head_tail")
+    y = frame["label"].map({label: i for i, label in enumerate(labels)}).to_numpy()
+    precision, device, pad = train.device_precision("fp32", torch.device("cpu")), torch.device("cpu"), 0
+
+    def new_label_share(model, texts: list[str]) -> float:
+        feats = train.head_features(model, train.encode(old.tokenizer, texts, 64, "head_tail"), pad, 16,
+                                    precision, device)
+        with torch.no_grad():
+            return float(np.mean((model.classifier(feats).argmax(1) == 3).numpy()))
+
+    noise = train.grow_classifier(TextClassifier.load(trained / "model").model, 4)
+    model = train.grow_classifier(old.model, 4)
+    assert train.imprint_new_labels(model, 3, ids, y, pad, 16, precision, device, seed=0) == [3]
+    reloaded = TextClassifier.load(trained / "model").model.classifier
+    assert torch.equal(model.classifier.weight[:3], reloaded.weight)
+    assert torch.equal(model.classifier.bias[:3], reloaded.bias)
+    # Its bias ties it, on average over its own documents, with the best known label.
+    feats = train.head_features(model, train.encode(old.tokenizer, seen["text"].tolist(), 64, "head_tail"), pad,
+                                16, precision, device)
+    with torch.no_grad():
+        logits = model.classifier(feats)
+    assert float((logits[:, 3] - logits[:, :3].max(1).values).mean()) == pytest.approx(0, abs=1e-4)
+    unseen_share, known_share = new_label_share(model, unseen["text"].tolist()), new_label_share(
+        model, known["text"].tolist())
+    assert unseen_share > known_share
+    assert unseen_share > new_label_share(noise, unseen["text"].tolist())
