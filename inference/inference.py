@@ -16,6 +16,12 @@ Response::
     {"predictions": [{"label": "sci.space", "score": 0.93, "top_k": [{"label": ..., "score": ...}, ...]}],
      "model_version": "..."}                     one prediction per input, in input order
 
+JSON lines (``application/jsonlines``), as a SageMaker Batch Transform job sends them (``SplitType: Line``,
+``BatchStrategy: MultiRecord``: several lines of the input file in one request): one ``{"text": ...}`` object per line
+(optional ``top_k``, the same on every line), each checked like a single-text request; no ``AUTOBERT_MAX_BATCH``
+(the request's size is bounded by the job's ``MaxPayloadInMB``). Answered with ``Accept: application/jsonlines``: one
+prediction object per line, in input order, so ``AssembleWith: Line`` gives one output line per input line.
+
 Long documents are truncated to the model's ``max_length`` tokens (``autobert.json``; 128 by default) the way the model
 was trained: ``head`` keeps the first tokens, ``head_tail`` keeps the start and the end. Nothing is rejected for being
 long in tokens; only texts over ``AUTOBERT_MAX_TEXT_CHARS`` characters are refused (413). A batch may hold at most
@@ -50,6 +56,8 @@ from autobert.errors import AutobertError  # noqa: E402
 from autobert.modeling import TextClassifier  # noqa: E402
 
 JSON = "application/json"
+JSON_LINES = "application/jsonlines"
+JSON_LINES_TYPES = (JSON_LINES, "application/jsonl", "application/x-jsonlines")
 
 try:  # present inside SageMaker's serving containers; its model server maps these errors to HTTP responses
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError
@@ -86,13 +94,42 @@ def input_fn(body: bytes | bytearray | str, content_type: str | None) -> dict[st
     """Parse and validate a request (``autobert.api_models.PredictRequest``, the model the predict Lambda checks
     with) into ``{"texts": [...], "top_k": int | None, "single": bool}``."""
     media_type = (content_type or JSON).split(";")[0].strip().lower()
+    if media_type in JSON_LINES_TYPES:
+        return _json_lines_input(body)
     if media_type != JSON:
-        raise InferenceError(415, f"unsupported content type {content_type!r}: send application/json")
+        raise InferenceError(415, f"unsupported content type {content_type!r}: send application/json or "
+                                  f"{JSON_LINES}")
     try:
         request = check(PredictRequest.limited(get_settings()), body)
     except RequestRejected as exc:
         raise InferenceError(exc.status, exc.message) from None
     return {"texts": request.texts(), "top_k": request.top_k, "single": request.text is not None}
+
+
+def _json_lines_input(body: bytes | bytearray | str) -> dict[str, Any]:
+    """A JSON lines request: each non-blank line one ``{"text": ...}`` (its ``top_k`` the same on every line)."""
+    try:
+        text = bytes(body).decode("utf-8") if isinstance(body, bytes | bytearray) else body
+    except UnicodeDecodeError as exc:
+        raise InferenceError(400, f"the body is not UTF-8 (byte {exc.object[exc.start]:#04x} at {exc.start})") from None
+    model = PredictRequest.limited(get_settings())
+    texts, top_ks = [], set()
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            request = check(model, line)
+        except RequestRejected as exc:
+            raise InferenceError(exc.status, f"line {number}: {exc.message}") from None
+        if request.text is None:
+            raise InferenceError(422, f'line {number}: a JSON lines request holds one {{"text": ...}} per line')
+        texts.append(request.text)
+        top_ks.add(request.top_k)
+    if not texts:
+        raise InferenceError(400, "the JSON lines body holds no line")
+    if len(top_ks) > 1:
+        raise InferenceError(422, "a JSON lines request takes one top_k for all its lines")
+    return {"texts": texts, "top_k": top_ks.pop(), "single": False}
 
 
 def predict_fn(data: dict[str, Any], model: TextClassifier) -> dict[str, Any]:
@@ -112,9 +149,11 @@ def output_fn(prediction: dict[str, Any], accept: str | None) -> tuple[bytes, st
     """JSON body and its content type (a tuple, so the toolkit labels the response application/json even when the
     client accepted ``*/*``)."""
     media_types = [part.split(";")[0].strip().lower() for part in (accept or JSON).split(",")]
-    if not any(m in (JSON, "*/*", "application/*", "") for m in media_types):
-        raise InferenceError(406, f"cannot answer in {accept!r}: accept application/json")
-    return json.dumps(prediction).encode(), JSON
+    if any(m in (JSON, "*/*", "application/*", "") for m in media_types):
+        return json.dumps(prediction).encode(), JSON
+    if any(m in JSON_LINES_TYPES for m in media_types):
+        return "".join(json.dumps(p) + "\n" for p in prediction["predictions"]).encode(), JSON_LINES
+    raise InferenceError(406, f"cannot answer in {accept!r}: accept application/json or {JSON_LINES}")
 
 
 # -------------------------------------------------------- request merging (used by the local endpoint's batching)

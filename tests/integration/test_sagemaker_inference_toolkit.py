@@ -13,58 +13,24 @@ what the predict Lambda makes of exactly that body: its one-line message and sta
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import sys
-import tarfile
 
 import pytest
 from botocore.stub import Stubber
-from sagemaker_pytorch_serving_container.handler_service import HandlerService
-from serving_helpers import LABELS, REPO, load_module, make_linear_model_folder, make_model_folder, rest_event, set_env
-
-from autobert.aws_ops import inference_code_files, repack_model
-
-MAX_BATCH = 4
-MAX_TEXT_CHARS = 200
-
-
-class TorchServeContext:
-    """What TorchServe's ``ts.context.Context`` offers the handler: system properties, the request's headers through
-    ``request_processor[0].get_request_properties()``, and the response status and content type it sets."""
-
-    model_name = "model"
-
-    class RequestProcessor:
-        def __init__(self, headers: dict):
-            self.headers, self.status, self.phrase = headers, 200, None
-
-        def get_request_properties(self) -> dict:
-            return self.headers
-
-        def report_status(self, code, reason_phrase=None):
-            self.status, self.phrase = code, reason_phrase
-
-    def __init__(self, model_dir, headers: dict | None = None):
-        self.system_properties = {"model_dir": str(model_dir), "gpu_id": None}
-        self.request_processor = [self.RequestProcessor(headers or {})]
-        self.content_types: dict[int, str] = {}
-
-    def set_response_status(self, code=200, phrase="", idx=0):
-        self.request_processor[idx].report_status(code, phrase)
-
-    def set_response_content_type(self, idx, value):
-        self.content_types[idx] = value
-
-
-def model_tar_gz(folder) -> bytes:
-    """What SageMaker uploads at the end of a training job: /opt/ml/model's files at the archive root."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for path in sorted(folder.rglob("*")):
-            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
-    return raw.getvalue()
+from serving_helpers import (
+    LABELS,
+    MAX_BATCH,
+    MAX_TEXT_CHARS,
+    REPO,
+    invoke,
+    load_module,
+    make_linear_model_folder,
+    make_model_folder,
+    rest_event,
+    serve,
+    set_env,
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,35 +44,6 @@ def served_linear(tmp_path_factory):
     """The same for a linear-only model (kind "linear": no encoder files), the first model a stack serves."""
     yield from serve(make_linear_model_folder(tmp_path_factory.mktemp("linear") / "model", "lin-3"),
                      tmp_path_factory)
-
-
-def serve(folder, tmp_path_factory):
-    packed = repack_model(model_tar_gz(folder), inference_code_files(REPO))
-    model_dir = tmp_path_factory.mktemp("opt-ml") / "model"
-    with tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz") as tar:
-        tar.extractall(model_dir, filter="data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SAGEMAKER_PROGRAM", "inference.py")  # what CreateModel's Environment sets (sagemaker_deploy)
-        mp.setenv("AUTOBERT_MAX_BATCH", str(MAX_BATCH))
-        mp.setenv("AUTOBERT_MAX_TEXT_CHARS", str(MAX_TEXT_CHARS))
-        # TorchServe starts its worker with code/ on PYTHONPATH (the toolkit's torchserve._set_python_path)
-        mp.syspath_prepend(str(model_dir / "code"))
-        mp.delitem(sys.modules, "inference", raising=False)
-        # initialize() prepends code/ to os.environ["PYTHONPATH"]: restored with the rest when the module is done
-        mp.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-        service = HandlerService()
-        service.initialize(TorchServeContext(model_dir))
-        yield service, model_dir
-        sys.modules.pop("inference", None)
-
-
-def invoke(served, body: bytes, content_type: str = "application/json", accept: str = "application/json"):
-    """One request through ``HandlerService.handle``: (status, response content type, body as text)."""
-    service, model_dir = served
-    context = TorchServeContext(model_dir, {"Content-Type": content_type, "Accept": accept})
-    [answer] = service.handle([{"body": bytearray(body)}], context)
-    text = answer.decode() if isinstance(answer, bytes | bytearray) else answer
-    return context.request_processor[0].status, context.content_types.get(0), text
 
 
 def test_the_container_loads_our_inference_script_from_the_models_code_folder(served):

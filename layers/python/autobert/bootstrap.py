@@ -68,6 +68,20 @@ class Services:
 
         return LocalEndpointDeployer(self.settings.resolved_endpoint_url, self.settings.endpoint_timeout)
 
+    @cached_property
+    def batch_predictor(self):
+        """`autobert predict-batch`: SageMaker Batch Transform jobs, or the inference script run here."""
+        if self.aws:
+            from autobert.adapters.sagemaker_batch import SageMakerBatchTransform
+
+            return SageMakerBatchTransform(self.client("sagemaker"), self.store, self.settings)
+        from autobert.adapters.local_batch import LocalBatchPredictor
+        from autobert.config import REPO_ROOT
+        from autobert.workflow.registry import ModelRegistry
+
+        return LocalBatchPredictor(ModelRegistry(self.store), REPO_ROOT / "inference" / "inference.py",
+                                   self.settings.batch_size)
+
     @property
     def deploy_poll_seconds(self) -> float:
         """How often a rollback re-checks the endpoint while it swaps models (SageMaker takes minutes)."""

@@ -120,6 +120,38 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return _call_api("/feedback", payload)
 
 
+def run_predict_batch(settings, args: argparse.Namespace, **adapters) -> int:
+    """`predict-batch`: the live model over INPUT into OUTPUT (``autobert.batch``), by the settings' adapter."""
+    from tqdm.auto import tqdm
+
+    from autobert.batch import predict_batch, read_batch_input
+    from autobert.bootstrap import bootstrap
+
+    services = bootstrap(settings, **adapters)
+    source = read_batch_input(Path(args.input), settings, text_column=args.text_column, id_column=args.id_column)
+    with tqdm(total=len(source), unit="doc", desc="predict-batch", file=sys.stderr,
+              disable=args.quiet or None) as bar:
+        report = predict_batch(source, Path(args.output), services.batch_predictor, top_k=args.top_k,
+                               progress=bar.update)
+    print(json.dumps({**report.as_dict(), "output": args.output}))
+    return 0
+
+
+def cmd_predict_batch(args: argparse.Namespace) -> int:
+    return run_predict_batch(get_settings(), args)
+
+
+def add_predict_batch_arguments(p) -> None:
+    p.add_argument("input", help="JSON lines (.jsonl/.ndjson), CSV or Parquet file with a text column.")
+    p.add_argument("output", help="JSON lines file: one prediction (or error) per input row, in input order; an "
+                   "existing one is resumed (the rows it holds are skipped).")
+    p.add_argument("--text-column", default="text", help="The text column (default: text).")
+    p.add_argument("--id-column", default="id", help="An id column copied into each output line, if present "
+                   "(default: id).")
+    p.add_argument("--top-k", type=int, default=None, help="Alternatives per prediction.")
+    p.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+
 def verb(parent, name: str, func, **kwargs):
     """A command ``autobert ... <name>`` run by ``func(args)`` (its exit code): the one way verbs are declared."""
     parser = parent.add_parser(name, **kwargs)
@@ -140,6 +172,9 @@ def add_serving_parsers(sub) -> None:
     p.add_argument("label", help="Its correct label.")
     p.add_argument("--predicted-label", help="What the model had said.")
     p.add_argument("--id", help="Idempotency key (default: derived from text + label).")
+    p = verb(sub, "predict-batch", cmd_predict_batch, help="Classify a whole file with the live model (locally: the "
+             "inference script here; with AUTOBERT_MODE=aws: a SageMaker Batch Transform job). Resumable.")
+    add_predict_batch_arguments(p)
 
 
 # --------------------------------------------------------------------------------- AWS deployment (issue 5)
@@ -191,6 +226,17 @@ def cmd_aws_teardown(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_aws_predict_batch(args: argparse.Namespace) -> int:
+    from autobert import aws_ops
+
+    settings = get_settings()
+    c = _aws_clients(settings)
+    info = aws_ops.stack_info(c["cloudformation"], args.stack or settings.resolved_stack_name)
+    deployed = settings.model_copy(update={"mode": "aws", "bucket": info.bucket, "region": info.region,
+                                           "endpoint_name": info.endpoint_name})
+    return run_predict_batch(deployed, args)
+
+
 def add_aws_parsers(sub) -> None:
     aws = sub.add_parser("aws", help="The deployed AWS stack: bootstrap, status, teardown (docs/deploy.md).")
     aws_sub = aws.add_subparsers(dest="aws_command", required=True, metavar="ACTION")
@@ -210,6 +256,11 @@ def add_aws_parsers(sub) -> None:
     p = verb(aws_sub, "status", cmd_aws_status, help="Endpoint status, live model version, last runs.")
     p.add_argument("--stack", help=stack_help)
     p.add_argument("--runs", type=int, default=5, help="How many recent runs to list.")
+
+    p = verb(aws_sub, "predict-batch", cmd_aws_predict_batch, help="Classify a whole file with the deployed "
+             "stack's live model: a SageMaker Batch Transform job (recorded in the bucket under batch/).")
+    p.add_argument("--stack", help=stack_help)
+    add_predict_batch_arguments(p)
 
     p = verb(aws_sub, "teardown", cmd_aws_teardown,
              help="Delete the endpoint (and its models/configs); say what remains.")

@@ -157,6 +157,14 @@ class Settings(BaseSettings):
     inference_image_uri: str | None = Field(None, description="SageMaker inference image (PyTorch DLC).")
     inference_instance_type: str = Field("ml.m5.large", description="SageMaker endpoint instance type.")
     inference_instance_count: int = Field(1, ge=1, description="SageMaker endpoint instances.")
+    batch_instance_type: str = Field("ml.m5.xlarge", description="`autobert predict-batch` on AWS: the Batch "
+                                     "Transform job's instance type.")
+    batch_instance_count: int = Field(1, ge=1, description="`autobert predict-batch` on AWS: Batch Transform "
+                                      "instances (the input's lines are shared among them).")
+    batch_max_concurrent_transforms: int = Field(2, ge=1, description="`autobert predict-batch` on AWS: requests "
+                                                 "in flight per Batch Transform instance.")
+    batch_size: int = Field(256, ge=1, description="`autobert predict-batch` locally: texts per predict_fn call "
+                            "(and per write of OUTPUT).")
     sagemaker_role_arn: str | None = Field(None, description="IAM role SageMaker assumes (training, model).")
     state_machine_arn: str | None = Field(None, description="The retraining state machine (AWS mode).")
     deployment_strategy: Literal["blue_green", "rolling"] = Field("blue_green", description="UpdateEndpoint "

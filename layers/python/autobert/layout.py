@@ -9,6 +9,7 @@
     models/live.json                                                 {"version": ...} of the model serving now
     runs/<run_id>/run.json                                           one retraining run (training job name, result)
     code/sourcedir.tar.gz                                            training code for SageMaker
+    batch/<job>/{input.jsonl,job.json,output/input.jsonl.out}        a Batch Transform of `autobert predict-batch`
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ MODELS = "models/"
 LIVE_MODEL = "models/live.json"
 RUNS = "runs/"
 TRAINING_CODE = "code/sourcedir.tar.gz"
+BATCH = "batch/"
 # runs/_slots/<n>.json: the AWS one-run-at-a-time lock; a starter owns run slot n by creating it (conditional write)
 RUN_SLOTS = "runs/_slots/"
 
@@ -57,6 +59,7 @@ feedback_marker = _key(FEEDBACK_IDS, ".json")
 model_prefix = _key(MODELS, "/")
 model_record = _key(MODELS, "/record.json")
 run_record = _key(RUNS, "/run.json")
+batch_prefix = _key(BATCH, "/")
 
 
 # --- Retraining workflow (issue 4) ------------------------------------------------------------------------------------
