@@ -39,7 +39,8 @@ import pandas as pd
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -235,6 +236,75 @@ def make_collate(pad_id: int):
         return out
 
     return collate
+
+
+# ----------------------------------------------------------------------------------------------------- distributed
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a data-parallel job: ``torchrun`` (and SageMaker's ``torch_distributed`` launcher,
+    which runs torchrun on every instance) sets ``RANK`` / ``LOCAL_RANK`` / ``WORLD_SIZE``; without them a single
+    process (``world_size`` 1), which runs exactly as before."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that logs, checkpoints, evaluates on the holdout and writes the model folder."""
+        return self.rank == 0
+
+    def device(self) -> torch.device:
+        return torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
+
+    def reduce_sum(self, *values: float) -> list[float]:
+        """The sums over all ranks of ``values`` (float64)."""
+        if not self.enabled:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device())
+        torch.distributed.all_reduce(tensor)
+        return tensor.tolist()
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if ``flag`` is on any: decisions that end the loop (a deadline) are taken together."""
+        return bool(self.reduce_sum(float(flag))[0]) if self.enabled else flag
+
+    def same(self, value):
+        """Rank 0's ``value`` on every rank (a choice measured on each, e.g. the CPU precision, must agree)."""
+        if not self.enabled:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather_rows(self, rows: np.ndarray, n: int) -> np.ndarray:
+        """Every rank's ``rows`` for the items ``rank, rank + world_size, ...`` of ``n``, put back in item order."""
+        if not self.enabled:
+            return rows
+        parts: list = [None] * self.world_size
+        torch.distributed.all_gather_object(parts, rows)
+        out = np.zeros((n, *rows.shape[1:]), dtype=rows.dtype)
+        for rank, part in enumerate(parts):
+            out[rank :: self.world_size] = part
+        return out
+
+
+def init_distributed() -> Distributed:
+    """Join the process group of a ``torchrun`` job (NCCL on GPUs, gloo on CPUs); a plain run joins nothing."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed()
+    dist = Distributed(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world_size)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(dist.local_rank)
+    torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if not dist.main:  # one copy of every log line: SageMaker's metric regexes and the progress read rank 0's
+        logging.getLogger("autobert").setLevel(logging.WARNING)
+    return dist
 
 
 # ------------------------------------------------------------------------------------------------------- precision
@@ -624,6 +694,18 @@ def label_array(frame: pd.DataFrame, label_ids: dict[str, int]) -> np.ndarray:
 def train(args: argparse.Namespace) -> dict:
     if args.model_kind == "linear":
         return train_linear(args)
+    dist = init_distributed()
+    try:
+        return train_bert(args, dist)
+    finally:
+        if dist.enabled:
+            torch.distributed.destroy_process_group()
+
+
+def train_bert(args: argparse.Namespace, dist: Distributed) -> dict:
+    """Fine-tune (one process, or one rank of a data-parallel job: each rank trains on its share of every epoch,
+    DistributedDataParallel averages the gradients, so every rank holds the same weights; validation is shared out
+    and gathered; rank 0 alone finishes the run and writes the model folder; the other ranks return ``{}``)."""
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     df, train_df, val_df, test_df = load_splits(args)
@@ -632,8 +714,8 @@ def train(args: argparse.Namespace) -> dict:
     if args.freeze_embeddings:
         freeze_embeddings(model)
     label_ids = {label: i for i, label in enumerate(labels)}
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    precision = device_precision(args.precision, device)
+    device = dist.device()
+    precision = dist.same(device_precision(args.precision, device))
     model.to(device)
     pad_id = tokenizer.pad_token_id or 0
 
@@ -655,8 +737,14 @@ def train(args: argparse.Namespace) -> dict:
                 len(train_ids), len(val_ids), len(test_ids), len(labels), device, precision.name)
 
     generator = torch.Generator().manual_seed(args.seed)
-    loader = DataLoader(TokenizedDataset(train_ids, y_train), batch_size=args.batch_size, shuffle=True,
+    dataset = TokenizedDataset(train_ids, y_train)
+    sampler = (DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
+                                  seed=args.seed) if dist.enabled else None)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
                         collate_fn=make_collate(pad_id), generator=generator)
+    # What runs the steps: the model, or its DDP wrapper, which all-reduces the gradients during backward.
+    stepper = DistributedDataParallel(model, device_ids=[dist.local_rank] if device.type == "cuda" else None) \
+        if dist.enabled else model
     steps_per_epoch = len(loader)
     total_steps = math.ceil(args.epochs * steps_per_epoch)
     if args.max_steps:
@@ -671,7 +759,7 @@ def train(args: argparse.Namespace) -> dict:
     run = {"labels": labels, "documents": len(train_ids), "steps_per_epoch": steps_per_epoch,
            "total_steps": total_steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
            "seed": args.seed, "base_model": base_model, "precision": precision.name,
-           "freeze_embeddings": args.freeze_embeddings}
+           "freeze_embeddings": args.freeze_embeddings, **({"world_size": dist.world_size} if dist.enabled else {})}
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else None
     resumed = resume(checkpoints, run, model, optimizer, scheduler, scaler, generator, device)
     if resumed:
@@ -690,36 +778,47 @@ def train(args: argparse.Namespace) -> dict:
         if finished:
             break
         model.train()
+        if sampler is not None:
+            sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every rank
         epoch_start, epoch_loss, epoch_samples = time.perf_counter(), 0.0, 0
         # Without a terminal (SageMaker, CloudWatch, CI logs) redraw rarely: every redraw becomes a log line.
-        bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch", disable=not args.progress,
-                   total=min(steps_per_epoch, total_steps - step), file=sys.stderr,
+        bar = tqdm(loader, desc=f"epoch {epoch}/{n_epochs}", unit="batch",
+                   disable=not args.progress or not dist.main, total=min(steps_per_epoch, total_steps - step),
+                   file=sys.stderr,
                    mininterval=0.1 if sys.stderr.isatty() else 30)
         next_progress = epoch_start + progress_every
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss = training_step(model, batch, optimizer, scheduler, scaler, precision, device)
+            loss = training_step(stepper, batch, optimizer, scheduler, scaler, precision, device)
             step += 1
             n = batch["labels"].shape[0]
             epoch_samples += n
             epoch_loss += loss.item() * n
-            rate = epoch_samples / (time.perf_counter() - epoch_start)
+            rate = epoch_samples * dist.world_size / (time.perf_counter() - epoch_start)  # all ranks together
             bar.set_postfix(loss=f"{loss.item():.3f}", samples_per_s=f"{rate:.1f}", refresh=False)
             if time.perf_counter() >= next_progress:
                 next_progress = time.perf_counter() + progress_every
-                eta = min((total_steps - step) * args.batch_size / rate, max(deadline - time.perf_counter(), 0))
+                eta = min((total_steps - step) * args.batch_size * dist.world_size / rate,
+                          max(deadline - time.perf_counter(), 0))
                 logger.info("progress: epoch=%d/%d step=%d/%d loss=%.4f samples_per_second=%.2f eta_seconds=%.0f",
                             epoch, n_epochs, step, total_steps, epoch_loss / epoch_samples, rate, eta)
-            if step >= total_steps or time.perf_counter() > deadline:
+            out_of_time = time.perf_counter() > deadline
+            if deadline < math.inf:  # every rank stops at the same step, or the others wait forever
+                out_of_time = dist.any(out_of_time)
+            if step >= total_steps or out_of_time:
                 break
         bar.close()
         seconds = time.perf_counter() - epoch_start
         train_seconds += seconds
+        epoch_loss, epoch_samples = dist.reduce_sum(epoch_loss, epoch_samples)  # over all ranks
+        epoch_samples = int(epoch_samples)
         samples += epoch_samples
         record = {"epoch": epoch, "train_loss": epoch_loss / max(epoch_samples, 1),
                   "samples_per_second": epoch_samples / seconds, "seconds": seconds}
         if val_ids:
-            val_pred = predict_probs(model, val_ids, pad_id, args.eval_batch_size, precision, device).argmax(1)
+            val_pred = dist.gather_rows(predict_probs(model, val_ids[dist.rank :: dist.world_size], pad_id,
+                                                      args.eval_batch_size, precision, device).argmax(1),
+                                        len(val_ids))
             val = summary(y_val, val_pred)
             record.update(val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
         history.append(record)
@@ -736,14 +835,16 @@ def train(args: argparse.Namespace) -> dict:
         if args.early_stopping_patience and stale >= args.early_stopping_patience:
             logger.info("early stopping: no better validation macro-F1 for %d epoch(s)", stale)
             finished = True
-        finished = finished or step >= total_steps or time.perf_counter() > deadline
-        if checkpoints:
+        finished = finished or step >= total_steps or dist.any(time.perf_counter() > deadline)
+        if checkpoints and dist.main:
             state = {"epoch": epoch, "step": step, "samples": samples, "train_seconds": train_seconds,
                      "history": history, "best_f1": best_f1, "best_epoch": best_epoch, "stale": stale,
                      "finished": finished, "run": run}
             saved = save_checkpoint(checkpoints, epoch, model, best_state, optimizer, scheduler, scaler, generator,
                                     state)
             logger.info("checkpoint saved: epoch=%d (%s)", epoch, saved)
+    if not dist.main:
+        return {}  # rank 0 finishes the run
     if best_state is not None:
         model.load_state_dict(best_state)
     if history:

@@ -310,3 +310,43 @@ def test_a_new_label_starts_from_its_documents_features_not_from_noise(trained, 
         model, known["text"].tolist())
     assert unseen_share > known_share
     assert unseen_share > new_label_share(noise, unseen["text"].tolist())
+
+
+def test_two_processes_under_torchrun_train_one_model_and_write_one_report(tiny_bert, small_dataset, tmp_path):
+    """Data-parallel on this CPU: ``torchrun --nproc-per-node 2`` (gloo). Rank 0 alone writes the model folder
+    and the metrics; its epoch lines count the samples of both ranks; the endpoint's script loads the model."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    args = ["--model-name", str(tiny_bert), "--train", str(small_dataset), "--epochs", "2", "--batch-size", "8",
+            "--max-length", "32", "--learning-rate", "1e-3", "--progress", "false"]
+    out = {}
+    # --standalone: a rendezvous on a free local port (nothing else to configure on one machine)
+    launchers = {"one": [sys.executable], "two": [str(torchrun), "--standalone", "--nproc-per-node", "2"]}
+    for name, launcher in launchers.items():
+        result = subprocess.run([*launcher, str(TRAIN), *args, "--model-dir", str(tmp_path / name / "model"),
+                                 "--output-data-dir", str(tmp_path / name / "output")],
+                                capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        out[name] = (json.loads((tmp_path / name / "output" / "metrics.json").read_text()), result.stderr)
+    (one, _), (two, log) = out["one"], out["two"]
+    assert two["labels"] == one["labels"]
+    assert log.count("autobert.train: epoch=1 ") == 1 and log.count("done: model=") == 1  # rank 0's lines only
+    # Each epoch covers the training split once across the two ranks (DistributedSampler pads to an even split).
+    train_docs = one["training"]["documents"]["train"]
+    assert one["training"]["samples"] == 2 * train_docs
+    assert 2 * train_docs <= two["training"]["samples"] <= 2 * (train_docs + 1)
+    assert len(two["history"]) == 2 and all(0 <= h["val_accuracy"] <= 1 for h in two["history"])
+    script = load_module_from(REPO / "inference" / "inference.py")
+    model = script.model_fn(str(tmp_path / "two" / "model"))
+    answer = script.predict_fn(script.input_fn(json.dumps({"instances": ["the shuttle", "my car"]}),
+                                               "application/json"), model)
+    assert [p["label"] in two["labels"] for p in answer["predictions"]] == [True, True]
+
+
+def load_module_from(path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("inference_ddp_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
