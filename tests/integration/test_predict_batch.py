@@ -113,7 +113,8 @@ def test_a_second_run_resumes_after_the_rows_written_with_the_model_they_began_w
     assert cli.main(["predict-batch", str(source), str(out), "--quiet"]) == 0
     assert out.read_text() == complete  # the same lines, each once, all by v1
     report = json.loads(capsys.readouterr().out)
-    assert (report["skipped"], report["predicted"], report["model_version"]) == (2, 3, "v1")  # rows 4, 6 and 7 (3 and 5 are errors)
+    # Rows 1-2 skipped; 4, 6 and 7 predicted (3 and 5 are errors).
+    assert (report["skipped"], report["predicted"], report["model_version"]) == (2, 3, "v1")
     # A finished OUTPUT: nothing left to do.
     assert cli.main(["predict-batch", str(source), str(out), "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["skipped"] == len(TEXTS)

@@ -93,6 +93,23 @@ def test_a_training_job_runs_train_py_with_channels_spot_and_checkpoints(aws, se
     assert job["RoleArn"] == ROLE and job["AlgorithmSpecification"]["TrainingImage"] == "train:img"
 
 
+def test_a_training_job_on_several_instances_is_launched_data_parallel_with_torchrun(aws, settings):
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    one = SageMakerTrainingJobs(client, settings, "s3://x/c.tar.gz").request(spec())
+    assert one["ResourceConfig"]["InstanceCount"] == 1
+    assert "sagemaker_torch_distributed_enabled" not in one["HyperParameters"]
+    jobs = SageMakerTrainingJobs(client, settings.model_copy(update={"training_instance_count": 4}), "s3://x/c.tar.gz")
+    jobs.start(spec())
+    job = client.describe_training_job(TrainingJobName="ab-1")
+    assert job["ResourceConfig"]["InstanceCount"] == 4
+    assert job["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
+    # One multi-GPU instance: torchrun as well (one process per GPU), on request.
+    multi_gpu = settings.model_copy(update={"training_distributed": True, "training_instance_type": "ml.g5.12xlarge"})
+    request = SageMakerTrainingJobs(client, multi_gpu, "s3://x/c.tar.gz").request(spec())
+    assert request["ResourceConfig"] == {"InstanceType": "ml.g5.12xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
+    assert request["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
+
+
 def test_describe_maps_in_progress_then_completed_with_the_artifacts(aws, settings):
     client = boto3.client("sagemaker", region_name="us-east-1")
     fill_gaps(client, [], in_progress=1)

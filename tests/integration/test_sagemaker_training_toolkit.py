@@ -59,10 +59,10 @@ with mock_aws():
 """
 
 
-def create_training_job(tiny_bert: Path, **overrides: str) -> dict:
+def create_training_job(tiny_bert: Path, settings_update: dict | None = None, **overrides: str) -> dict:
     """The CreateTrainingJob request our adapter makes for a retraining run (spot on, so with CheckpointConfig)."""
     settings = Settings(mode="aws", bucket=BUCKET, sagemaker_role_arn="arn:aws:iam::123456789012:role/sm",
-                        training_image_uri="pytorch-training:img", training_use_spot=True)
+                        training_image_uri="pytorch-training:img", training_use_spot=True, **(settings_update or {}))
     # The hyperparameters as the workflow's StartTraining step passes them (workflow.steps.training_hyperparameters)
     hyperparameters = {"model-name": str(tiny_bert), "epochs": "2", "learning-rate": "0.001", "seed": "42",
                        "model-version": JOB, "progress": "false", "max-length": "32", "batch-size": "8",
@@ -109,6 +109,7 @@ def run_toolkit(root: Path, request: dict, tmp: Path) -> subprocess.CompletedPro
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
            "SAGEMAKER_REGION": "us-east-1", "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)  # train.py must find autobert in the unpacked sourcedir, as in the container
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # torchrun, as in the image
     return subprocess.run([sys.executable, "-c", WRAPPER, bucket, key, str(tarball)], capture_output=True, text=True,
                           timeout=400, env=env, cwd=tmp)
 
@@ -185,3 +186,25 @@ def test_a_bad_hyperparameter_fails_the_job_with_our_one_line_message_as_failure
     # SageMaker shows this file's content as the job's FailureReason.
     assert (root / "output" / "failure").read_text() == "--learning-rate must be in (0, 1), got 5.0"
     assert not (root / "output" / "success").exists()
+
+
+def test_with_torch_distributed_the_toolkit_launches_train_py_under_torchrun_and_rank_0_writes_the_model(
+        tiny_bert, small_dataset, tmp_path):
+    """The PyTorch container's torch_distributed launcher (sagemaker-training's TorchDistributedRunner) on this
+    CPU host: ``torchrun --nnodes 1 --nproc_per_node 2`` (processes per host: the instance's GPUs on SageMaker;
+    here the toolkit's own override, ``sagemaker_mpi_num_of_processes_per_host``, gives 2 on a CPU)."""
+    root = tmp_path / "opt" / "ml"
+    request = create_training_job(tiny_bert, {"training_distributed": True},
+                                  sagemaker_mpi_num_of_processes_per_host="2")
+    assert request["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
+    lay_out_opt_ml(root, request, small_dataset)
+    result = run_toolkit(root, request, tmp_path)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert "torchrun --nnodes 1 --nproc_per_node 2" in log
+    metrics = json.loads((root / "output" / "data" / "metrics.json").read_text())
+    assert metrics["hyperparameters"]["epochs"] == 2 and metrics["training"]["epochs_run"] == 2
+    assert log.count("autobert.train: epoch=2 ") == 1  # one report: rank 0's
+    assert {"model.safetensors", "labels.json", "metrics.json", "holdout.json"} <= {p.name for p in
+                                                                                   (root / "model").iterdir()}
+    assert (root / "output" / "success").exists()

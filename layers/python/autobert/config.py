@@ -151,6 +151,11 @@ class Settings(BaseSettings):
                                     "faster with e.g. 0.001: a fixed scaled interval per retrier).")
     node: str = Field("node", description="Node.js executable of the local ASL runner.")
     training_instance_type: str = Field("ml.g4dn.xlarge", description="SageMaker training instance type.")
+    training_instance_count: int = Field(1, ge=1, description="SageMaker training instances; more than one "
+                                         "trains data-parallel (torch_distributed, on by itself).")
+    training_distributed: bool = Field(False, description="SageMaker training: launch train.py with torchrun (the "
+                                       "PyTorch container's torch_distributed launcher), one process per GPU of "
+                                       "each instance (a multi-GPU instance, e.g. ml.g5.12xlarge).")
     training_use_spot: bool = Field(True, description="SageMaker managed spot training.")
     training_max_run_seconds: int = Field(3 * 3600, ge=60, description="SageMaker MaxRuntimeInSeconds.")
     training_image_uri: str | None = Field(None, description="SageMaker training image (PyTorch DLC).")

@@ -49,7 +49,7 @@ class SageMakerTrainingJobs(TrainingJobs):
         if not s.sagemaker_role_arn or not s.training_image_uri:
             raise TrainingStartError("AUTOBERT_SAGEMAKER_ROLE_ARN and AUTOBERT_TRAINING_IMAGE_URI must be set")
         hyperparameters = {**spec.hyperparameters, "sagemaker_program": "train.py",
-                           "sagemaker_submit_directory": self.code_uri}
+                           "sagemaker_submit_directory": self.code_uri, **distribution_hyperparameters(s)}
         output = spec.output_uri.rstrip("/")
         return {
             "TrainingJobName": spec.job_name,
@@ -57,7 +57,8 @@ class SageMakerTrainingJobs(TrainingJobs):
                 image_uri=s.training_image_uri, role_arn=s.sagemaker_role_arn, channels=spec.channels,
                 output_uri=output, instance_type=s.training_instance_type, max_run_seconds=s.training_max_run_seconds,
                 use_spot=s.training_use_spot, checkpoint_uri=f"{output}/{spec.job_name}/checkpoints",
-                hyperparameters=hyperparameters, hyperparameters_key="HyperParameters"),
+                hyperparameters=hyperparameters, hyperparameters_key="HyperParameters",
+                instance_count=s.training_instance_count),
             "Tags": [{"Key": "autobert:run", "Value": str(spec.extra.get("run_id", ""))}],
         }
 
@@ -116,6 +117,19 @@ class SageMakerTrainingJobs(TrainingJobs):
             logger.warning("progress of training job %s unknown: %s", job_name, exc)
             return None
         return training_progress(lines)
+
+
+TORCH_DISTRIBUTED = "sagemaker_torch_distributed_enabled"  # the SDK's distribution={"torch_distributed": ...}
+
+
+def distribution_hyperparameters(settings: Settings) -> dict[str, str]:
+    """The launcher of a training job: with ``training_distributed`` or several instances, the PyTorch container's
+    toolkit (sagemaker-pytorch-training) runs train.py under ``torchrun --nnodes <instances> --nproc_per_node
+    <GPUs per instance>`` (sagemaker-training's TorchDistributedRunner), which train.py joins as a data-parallel
+    job; otherwise one process, as before."""
+    if settings.training_distributed or settings.training_instance_count > 1:
+        return {TORCH_DISTRIBUTED: "true"}
+    return {}
 
 
 def code_uri(store) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from autobert import layout
+from autobert.adapters.sagemaker_training import distribution_hyperparameters
 from autobert.bootstrap import Services
 from autobert.config import Settings
 from autobert.contracts import OBJECTIVE_METRIC
@@ -84,7 +85,8 @@ def tuning_job_config(settings: Settings, *, job_name: str, channels: Mapping[st
     if not settings.sagemaker_role_arn or not settings.training_image_uri:
         raise TuningConfigError("AUTOBERT_SAGEMAKER_ROLE_ARN and AUTOBERT_TRAINING_IMAGE_URI must be set for a "
                                 "SageMaker tuning job")
-    static = {**static_hyperparameters, **settings.tuning_static_hyperparameters}
+    static = {**static_hyperparameters, **distribution_hyperparameters(settings),
+              **settings.tuning_static_hyperparameters}
     space = resolve_space(settings)
     # Tuned values win over fixed ones; and each training job of a tuning job must version its model by its own
     # name (train.py's default: SageMaker's TRAINING_JOB_NAME), not by one name shared by every trial.
@@ -92,7 +94,8 @@ def tuning_job_config(settings: Settings, *, job_name: str, channels: Mapping[st
     return TuningJobConfig(
         job_name=job_name, role_arn=settings.sagemaker_role_arn, image_uri=settings.training_image_uri,
         channels=dict(channels), output_uri=output_uri, static_hyperparameters=static,
-        instance_type=settings.training_instance_type, max_jobs=settings.tuning_max_jobs,
+        instance_type=settings.training_instance_type, instance_count=settings.training_instance_count,
+        max_jobs=settings.tuning_max_jobs,
         max_parallel_jobs=settings.tuning_max_parallel_jobs, use_spot=settings.tuning_use_spot,
         max_run_seconds=settings.training_max_run_seconds, max_wait_seconds=settings.tuning_max_wait_seconds,
         strategy=settings.tuning_strategy, early_stopping=settings.tuning_early_stopping,
