@@ -168,6 +168,57 @@ def aws_error(operation: str, code: str, message: str):
     return raise_it
 
 
+def scaling(region: str = "us-east-1") -> tuple[list, list]:
+    """The endpoint variant's scalable targets and scaling policies in Application Auto Scaling (moto)."""
+    client = boto3.client("application-autoscaling", region_name=region)
+    return (client.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"],
+            client.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"])
+
+
+def test_autoscaling_is_registered_once_in_service_and_survives_a_model_swap(aws, settings):
+    calls: list = []
+    client, deployer = deployed_ab_1(settings, calls)
+    assert scaling() == ([], [])  # nothing scales before the endpoint is InService
+    assert deployer.ensure_scaling() == {"min": 1, "max": 4, "target_invocations_per_instance": 1500.0}
+    [target], [policy] = scaling()
+    assert (target["ResourceId"], target["ScalableDimension"]) == ("endpoint/autobert/variant/AllTraffic",
+                                                                   "sagemaker:variant:DesiredInstanceCount")
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == \
+        "SageMakerVariantInvocationsPerInstance"
+    assert tracking["TargetValue"] == 1500 and tracking["ScaleInCooldown"] > tracking["ScaleOutCooldown"]
+    # A new model on the same variant and instance type: the registration stays, the scaled count is retained.
+    deployer.deploy("ab-2", "s3://autobert-bucket/models/ab-2/output/model.tar.gz")
+    [(_, params)] = calls
+    assert params["RetainAllVariantProperties"] is True
+    assert len(scaling()[0]) == 1
+    deployer.ensure_scaling()  # the next InService: an upsert, still one target and one policy
+    assert [len(x) for x in scaling()] == [1, 1]
+
+
+def test_a_new_instance_type_deregisters_before_the_update_and_registers_again_after(aws, settings):
+    calls: list = []
+    client, deployer = deployed_ab_1(settings, calls)
+    deployer.ensure_scaling()
+    bigger = SageMakerEndpointDeployer(client, settings.model_copy(update={"inference_instance_type": "ml.c5.xlarge"}))
+    bigger.deploy("ab-2", "s3://autobert-bucket/models/ab-2/output/model.tar.gz")
+    [(_, params)] = calls
+    # (AWS deletes a deregistered target's policies with it; moto keeps them, so only the targets are counted.)
+    assert scaling()[0] == [] and params["RetainAllVariantProperties"] is False
+    bigger.ensure_scaling()
+    assert [len(x) for x in scaling()] == [1, 1]
+
+
+def test_autoscaling_turned_off_deregisters_the_variant(aws, settings):
+    _, deployer = deployed_ab_1(settings, [])
+    deployer.ensure_scaling()
+    fixed = SageMakerEndpointDeployer(deployer.client, settings.model_copy(update={"endpoint_max_instances": 1}))
+    assert fixed.ensure_scaling() is None and scaling()[0] == []
+    assert fixed.ensure_scaling() is None  # nothing registered: nothing to do, no error
+
+
 def test_a_retried_deploy_finds_its_model_and_config_created_and_goes_on(aws, settings):
     calls: list = []
     client, deployer = deployed_ab_1(settings, calls)

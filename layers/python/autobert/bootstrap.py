@@ -63,7 +63,8 @@ class Services:
             # sagemaker_deploy), which knows the image, role and instance settings of the deployed stack.
             from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
 
-            return SageMakerEndpointDeployer(self.client("sagemaker"), self.settings)
+            return SageMakerEndpointDeployer(self.client("sagemaker"), self.settings,
+                                             self.client("application-autoscaling"))
         from autobert.adapters.local_endpoint import LocalEndpointDeployer
 
         return LocalEndpointDeployer(self.settings.resolved_endpoint_url, self.settings.endpoint_timeout)

@@ -161,7 +161,17 @@ class Settings(BaseSettings):
     training_image_uri: str | None = Field(None, description="SageMaker training image (PyTorch DLC).")
     inference_image_uri: str | None = Field(None, description="SageMaker inference image (PyTorch DLC).")
     inference_instance_type: str = Field("ml.m5.large", description="SageMaker endpoint instance type.")
-    inference_instance_count: int = Field(1, ge=1, description="SageMaker endpoint instances.")
+    inference_instance_count: int = Field(1, ge=1, description="SageMaker endpoint instances (with autoscaling: "
+                                          "the fewest it scales in to).")
+    endpoint_max_instances: int = Field(4, ge=1, description="SageMaker endpoint autoscaling: the most instances. "
+                                        "Above inference_instance_count, Application Auto Scaling tracks "
+                                        "endpoint_target_invocations (docs/deploy.md, capacity model); equal: off.")
+    endpoint_target_invocations: float = Field(1500, gt=0, description="Autoscaling target: invocations per "
+                                               "instance per minute (SageMakerVariantInvocationsPerInstance).")
+    endpoint_scale_in_cooldown: int = Field(600, ge=0, description="Autoscaling: seconds after a scale-in before "
+                                            "another (long: traffic dips are not followed at once).")
+    endpoint_scale_out_cooldown: int = Field(60, ge=0, description="Autoscaling: seconds after a scale-out before "
+                                             "another (short: a burst is followed quickly).")
     batch_instance_type: str = Field("ml.m5.xlarge", description="`autobert predict-batch` on AWS: the Batch "
                                      "Transform job's instance type.")
     batch_instance_count: int = Field(1, ge=1, description="`autobert predict-batch` on AWS: Batch Transform "

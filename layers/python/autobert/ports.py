@@ -182,6 +182,12 @@ class EndpointDeployer(abc.ABC):
         version than the one deployed means it was rolled back (SageMaker: the endpoint config's name; local: the
         endpoint's status document)."""
 
+    def ensure_scaling(self) -> dict | None:
+        """Once the endpoint is InService on a new model: make its instance-count scaling what the settings say
+        (SageMaker: Application Auto Scaling's target and policy, upserted; an endpoint that must not scale is
+        deregistered). Returns what is in force, None where nothing scales (the local endpoint: one process)."""
+        return None
+
 
 class Workflow(abc.ABC):
     """Serves requests for retraining runs: the state machine on Step Functions, or its local executor."""

@@ -6,6 +6,15 @@ old one, traffic shifts at once, the old fleet is kept for ``bake_seconds``), wi
 configured CloudWatch alarms fires. A rolled-back update leaves the endpoint InService on the old config, which
 ``serving_version()`` reveals.
 
+Autoscaling (``endpoint_max_instances`` above ``inference_instance_count``): Application Auto Scaling tracks
+invocations per instance on the variant, which keeps its name (``AllTraffic``) across every swap, so its registration
+survives a model-only UpdateEndpoint (AWS: "If you change the model for a variant that is configured for auto
+scaling, Amazon SageMaker AI auto scaling allows the update"); the update retains the variant's current instance
+count (``RetainAllVariantProperties``), so a swap at peak does not shrink the fleet. An update that changes the
+instance type would fail on a registered variant: the target is deregistered first. ``ensure_scaling`` (the wait
+loop's CheckEndpoint, once InService) registers the target and upserts the policy, so a new or re-created endpoint
+scales too. A CloudFormation ScalableTarget cannot do this: the endpoint does not exist when the stack is created.
+
 A retried UpdateEndpoint must not fail a run whose swap is already under way: an endpoint that already serves, or is
 already updating to, this version's config is left to finish (the wait loop follows it). An endpoint left ``Failed``
 (it serves nothing) is deleted and then created anew on a later attempt instead of blocking every run.
@@ -27,6 +36,8 @@ STATUS = {"InService": "InService", "Creating": "Creating", "Updating": "Updatin
 
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 VARIANT = "AllTraffic"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+SCALING_POLICY = "invocations-per-instance"
 SERVING_CODE_DIR = "/opt/ml/model/code"  # where the PyTorch serving container looks for code/ of model.tar.gz
 
 
@@ -50,9 +61,73 @@ def describe_endpoint_if_exists(client, name: str) -> dict | None:
 
 
 class SageMakerEndpointDeployer(EndpointDeployer):
-    def __init__(self, client, settings: Settings):
+    def __init__(self, client, settings: Settings, autoscaling=None):
         self.client = client
         self.settings = settings
+        self._autoscaling = autoscaling  # an application-autoscaling client (made when first needed)
+
+    @property
+    def autoscaling(self):
+        if self._autoscaling is None:
+            import boto3
+
+            self._autoscaling = boto3.client("application-autoscaling", region_name=self.settings.region)
+        return self._autoscaling
+
+    @property
+    def autoscaled(self) -> bool:
+        s = self.settings
+        return not s.aws_serverless_memory_mb and s.endpoint_max_instances > s.inference_instance_count
+
+    def scaling_target(self) -> dict:
+        return {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/{self.endpoint}/variant/{VARIANT}",
+                "ScalableDimension": SCALABLE_DIMENSION}
+
+    def scaling_requests(self) -> tuple[dict, dict]:
+        """RegisterScalableTarget's and PutScalingPolicy's requests (both upserts)."""
+        s = self.settings
+        target = {**self.scaling_target(), "MinCapacity": s.inference_instance_count,
+                  "MaxCapacity": s.endpoint_max_instances}
+        policy = {**self.scaling_target(), "PolicyName": SCALING_POLICY, "PolicyType": "TargetTrackingScaling",
+                  "TargetTrackingScalingPolicyConfiguration": {
+                      "TargetValue": float(s.endpoint_target_invocations),
+                      "PredefinedMetricSpecification": {
+                          "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                      "ScaleInCooldown": s.endpoint_scale_in_cooldown,
+                      "ScaleOutCooldown": s.endpoint_scale_out_cooldown}}
+        return target, policy
+
+    def ensure_scaling(self) -> dict | None:
+        if not self.autoscaled:
+            self.deregister_scaling()  # turned off (or serverless): the variant keeps its configured count
+            return None
+        target, policy = self.scaling_requests()
+        with aws_errors(DeploymentError, f"RegisterScalableTarget {target['ResourceId']}"):
+            self.autoscaling.register_scalable_target(**target)
+            self.autoscaling.put_scaling_policy(**policy)
+        return {"min": target["MinCapacity"], "max": target["MaxCapacity"],
+                "target_invocations_per_instance": policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"]}
+
+    def deregister_scaling(self) -> bool:
+        """Remove the variant's scalable target (and with it its policy); False if there was none."""
+        target = self.scaling_target()
+        with aws_errors(DeploymentError, f"DeregisterScalableTarget {target['ResourceId']}"):
+            found = self.autoscaling.describe_scalable_targets(
+                ServiceNamespace="sagemaker", ResourceIds=[target["ResourceId"]],
+                ScalableDimension=SCALABLE_DIMENSION)["ScalableTargets"]
+            if not found:
+                return False
+            self.autoscaling.deregister_scalable_target(**target)
+        return True
+
+    def instance_type_changes(self, endpoint: dict) -> bool:
+        """The update would give the variant another instance type (or switch instances and serverless)."""
+        with aws_errors(DeploymentError, f"DescribeEndpointConfig {endpoint['EndpointConfigName']}"):
+            config = self.client.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        current = (config.get("ProductionVariants") or [{}])[0]
+        wanted = self.production_variant("")
+        return current.get("InstanceType") != wanted.get("InstanceType") or \
+            bool(current.get("ServerlessConfig")) != bool(wanted.get("ServerlessConfig"))
 
     @property
     def endpoint(self) -> str:
@@ -123,7 +198,9 @@ class SageMakerEndpointDeployer(EndpointDeployer):
             if name in (pending, endpoint.get("EndpointConfigName")) and status != "Failed":
                 return  # a retried attempt: the swap to this version is under way (or done); the wait loop follows
             if status == "Failed":
-                # A Failed endpoint serves nothing and takes no update: delete it, create it on the next attempt.
+                # A Failed endpoint serves nothing and takes no update: delete it, create it on the next attempt
+                # (its scalable target first: AWS would otherwise need the permission to drop it on our behalf).
+                self.deregister_scaling()
                 self.client.delete_endpoint(EndpointName=self.endpoint)
                 raise EndpointNotReady(f"endpoint {self.endpoint} was Failed "
                                        f"({endpoint.get('FailureReason', 'no reason given')}): deleted, to be "
@@ -131,8 +208,15 @@ class SageMakerEndpointDeployer(EndpointDeployer):
             if status in BUSY:
                 raise EndpointNotReady(f"endpoint {self.endpoint} is {status}; the update to {model_version} "
                                        "waits for it")
+            retain = False
+            if self.instance_type_changes(endpoint):
+                # AWS fails an update that changes a scaled variant's instance type: deregister, re-register after.
+                self.deregister_scaling()
+            else:
+                retain = self.autoscaled  # keep the instance count autoscaling reached: a swap at peak keeps it
             self.client.update_endpoint(EndpointName=self.endpoint, EndpointConfigName=name,
-                                        DeploymentConfig=self.deployment_config())
+                                        DeploymentConfig=self.deployment_config(),
+                                        RetainAllVariantProperties=retain)
 
     def describe(self) -> dict:
         with aws_errors(DeploymentError, f"DescribeEndpoint {self.endpoint}"):

@@ -267,8 +267,10 @@ def check_endpoint(services: Services, event: dict) -> dict:
             # The guardrails rolled the update back: the endpoint is healthy but serves the previous model.
             raise DeploymentError(f"endpoint update to {deploy['model_version']} was rolled back; "
                                   f"{current} keeps serving")
+        scaling = services.deployer.ensure_scaling()  # before the run succeeds: a failure here is retried
         finish_promotion(services, event["run_id"], deploy["model_version"])
-    return {"status": status, "timed_out": status != "InService" and time.time() > deploy["deadline"]}
+        return {"status": status, "timed_out": False, "scaling": scaling}
+    return {"status": status, "timed_out": time.time() > deploy["deadline"]}
 
 
 def finish_promotion(services: Services, run_id: str | None, version: str) -> None:
