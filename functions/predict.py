@@ -27,7 +27,10 @@ def predict(request: PredictBody) -> dict:
 def endpoint_unavailable(exc: EndpointUnavailable):
     logger.warning("endpoint unavailable: %s", exc)
     metrics.add_metric(name="EndpointUnavailable", unit=MetricUnit.Count, value=1)
-    return error(503, f"the model endpoint is unavailable, try again shortly ({exc})")
+    response = error(503, f"the model endpoint is unavailable, try again shortly ({exc})")
+    if exc.retry_after:  # saturated: when to try again (autoscaling adds instances meanwhile)
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @logger.inject_lambda_context

@@ -167,6 +167,34 @@ def test_on_aws_an_endpoint_that_cannot_serve_is_a_503(aws, lambda_context, code
     assert status == 503 and "unavailable" in body["message"]
 
 
+def headers_of(response: dict) -> dict:
+    return {k.lower(): v for k, v in {**response.get("headers", {}),
+                                      **{k: v[0] for k, v in response.get("multiValueHeaders", {}).items()}}.items()}
+
+
+@pytest.mark.parametrize(("code", "http", "fields"), [
+    ("ThrottlingException", 400, {}),  # more requests than SageMaker lets through to the endpoint
+    ("ModelError", 424, {"OriginalStatusCode": 503, "OriginalMessage": "Model queue full"}),  # its server's queue
+])
+def test_on_aws_a_saturated_endpoint_is_a_503_with_retry_after(aws, lambda_context, code, http, fields):
+    stubber = Stubber(aws.services.endpoint_client.client)
+    stubber.add_client_error("invoke_endpoint", service_error_code=code, service_message="too many requests",
+                             http_status_code=http, modeled_fields=fields)
+    with stubber:
+        response = aws.lambda_handler(rest_event("POST", "/predict", {"text": "orbit"}), lambda_context)
+    assert response["statusCode"] == 503 and headers_of(response)["retry-after"] == "1"
+    assert "unavailable" in json.loads(response["body"])["message"]
+
+
+def test_on_aws_an_endpoint_being_created_is_a_503_without_retry_after(aws, lambda_context):
+    stubber = Stubber(aws.services.endpoint_client.client)
+    stubber.add_client_error("invoke_endpoint", service_error_code="ValidationError", http_status_code=400,
+                             service_message="Endpoint autobert-endpoint of account 123456789012 not found.")
+    with stubber:
+        response = aws.lambda_handler(rest_event("POST", "/predict", {"text": "orbit"}), lambda_context)
+    assert response["statusCode"] == 503 and "retry-after" not in headers_of(response)
+
+
 def test_on_aws_input_the_container_refuses_keeps_its_4xx(aws, lambda_context):
     stubber = Stubber(aws.services.endpoint_client.client)
     stubber.add_client_error("invoke_endpoint", service_error_code="ModelError", service_message="client error",

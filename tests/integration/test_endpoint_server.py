@@ -290,3 +290,51 @@ def test_kept_alive_connections_have_nagle_off(endpoint):
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         assert session.get(f"{endpoint.url}/ping", timeout=5).status_code == 503  # the same connection, still open
         assert list(endpoint.server.http.server.server_state.connections) == connections
+
+
+def wait_until(condition, timeout: float = 30.0) -> bool:
+    """Poll a condition on the server's state (not a sleep for a fixed time: it returns as soon as it holds)."""
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return True
+        done.wait(0.01)
+    return condition()
+
+
+def test_a_saturated_endpoint_answers_503_with_retry_after_and_never_leaves_a_request_waiting(models, monkeypatch):
+    from autobert.config import Settings
+
+    endpoint = EndpointThread(Settings(endpoint_queue_seconds=0.5, endpoint_max_queued_texts=3))
+    try:
+        load(endpoint, "v1", models["v1"])
+        batcher = endpoint.server.batcher
+        running, release = threading.Event(), threading.Event()
+        real = batcher.script.predict_fn
+
+        def held(data, model):  # the forward in progress takes as long as the test says
+            running.set()
+            release.wait(60)
+            return real(data, model)
+
+        monkeypatch.setattr(batcher.script, "predict_fn", held)
+        with ThreadPoolExecutor(8) as pool:
+            first = pool.submit(invoke, endpoint.url, {"text": "the shuttle"})
+            assert running.wait(30)
+            queued = [pool.submit(invoke, endpoint.url, {"text": f"text {i}"}) for i in range(3)]
+            assert wait_until(lambda: batcher.queued_texts == 3)
+            # The queue is full: refused at once.
+            refused = invoke(endpoint.url, {"text": "one more"})
+            assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+            assert "saturated" in refused.json()["message"]
+            # The queued ones waited queue_seconds for a forward that did not start: 503, not a hang.
+            for future in queued:
+                response = future.result(timeout=30)
+                assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+            release.set()
+            assert first.result(timeout=30).status_code == 200
+        assert batcher.jobs == 1 and batcher.queued_texts == 0  # the expired requests never ran
+        monkeypatch.setattr(batcher.script, "predict_fn", real)
+        assert invoke(endpoint.url, {"text": "after the burst"}).status_code == 200
+    finally:
+        endpoint.close()

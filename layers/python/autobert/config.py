@@ -66,6 +66,13 @@ class Settings(BaseSettings):
                                      "(under API Gateway's 29 s).")
     endpoint_batching: bool = Field(True, description="Local endpoint: merge concurrent requests into one forward.")
     endpoint_max_batch_texts: int = Field(32, ge=1, description="Local endpoint: most texts in one merged forward.")
+    endpoint_queue_seconds: float = Field(5.0, gt=0, description="Local endpoint: longest a request waits for its "
+                                          "forward to start; past it the endpoint is saturated and answers 503 "
+                                          "with Retry-After (the predict API passes that on), well inside "
+                                          "endpoint_timeout.")
+    endpoint_max_queued_texts: int = Field(512, ge=1, description="Local endpoint: texts waiting for a forward "
+                                           "beyond which a new request is answered 503 (saturated) at once.")
+    retry_after_seconds: int = Field(1, ge=1, description="Retry-After of a 503 when the endpoint is saturated.")
     endpoint_batch_wait_ms: float = Field(0.0, ge=0, description="Local endpoint: extra wait to fill a batch (0 = "
                                           "only what queued while the previous forward ran; no added latency).")
     endpoint_drain_timeout: float = Field(60.0, gt=0, description="Seconds a swap waits for in-flight requests on "

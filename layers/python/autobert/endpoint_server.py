@@ -67,6 +67,17 @@ DRAIN_LIMIT_BYTES = 64 * 1024 * 1024  # an over-limit body up to this size is di
 class EndpointBusy(Exception):
     """Serving is impossible right now (no model yet): 503."""
 
+    retry_after: int | None = None
+
+
+class EndpointSaturated(EndpointBusy):
+    """More work is queued than the model gets through in time: 503 with Retry-After, at once or after
+    ``queue_seconds``, never a request left waiting past its client's deadline."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 def load_script(path: Path) -> ModuleType:
     """Import the inference script by path, as SageMaker's container imports code/inference.py."""
@@ -207,19 +218,27 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: dict | None = None
     error: BaseException | None = None
+    state: str = "queued"  # -> "running" (the batcher took it) or "expired" (it waited too long: skipped)
 
 
 class Batcher:
     """One worker runs the model; requests queued while it was busy share its next forward."""
 
-    def __init__(self, script: ModuleType, max_texts: int = 32, wait_s: float = 0.0):
+    def __init__(self, script: ModuleType, max_texts: int = 32, wait_s: float = 0.0, *, queue_seconds: float = 5.0,
+                 max_queued_texts: int = 512, retry_after: int = 1):
         self.script = script
         self.max_texts = max_texts
         self.wait_s = wait_s
+        self.queue_seconds = queue_seconds
+        self.max_queued_texts = max_queued_texts
+        self.retry_after = retry_after
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._state = threading.Lock()  # guards each job's state and the queued-texts count
+        self.queued_texts = 0
         self.batches = 0
         self.jobs = 0
+        self.refused = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="endpoint-batcher", daemon=True)
@@ -231,12 +250,35 @@ class Batcher:
             self._thread.join(timeout=10)
 
     def submit(self, model: LoadedModel, data: dict) -> dict:
-        job = _Job(model, data)
+        job, n = _Job(model, data), len(data["texts"])
+        with self._state:
+            if self.queued_texts and self.queued_texts + n > self.max_queued_texts:
+                self.refused += 1
+                raise EndpointSaturated(f"the endpoint is saturated ({self.queued_texts} texts queued); retry in "
+                                        f"{self.retry_after}s", self.retry_after)
+            self.queued_texts += n
         self._queue.put(job)
-        job.done.wait()
+        if not job.done.wait(self.queue_seconds):
+            with self._state:
+                if job.state == "queued":  # still waiting for a forward: give up on it (the batcher skips it)
+                    job.state = "expired"
+                    self.queued_texts -= n
+                    self.refused += 1
+                    raise EndpointSaturated(f"the endpoint is saturated: no forward within {self.queue_seconds:g}s; "
+                                            f"retry in {self.retry_after}s", self.retry_after)
+            job.done.wait()  # its forward is running: it ends soon
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
+
+    def _take(self, job: _Job) -> bool:
+        """Claim a queued job for a forward; False for one its request gave up on."""
+        with self._state:
+            if job.state != "queued":
+                return False
+            job.state = "running"
+            self.queued_texts -= len(job.data["texts"])
+            return True
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
         batch, texts = [first], len(first.data["texts"])
@@ -249,8 +291,9 @@ class Batcher:
                 break
             if job is None:
                 return batch, True
-            batch.append(job)
-            texts += len(job.data["texts"])
+            if self._take(job):
+                batch.append(job)
+                texts += len(job.data["texts"])
         return batch, False
 
     def _run(self) -> None:
@@ -259,6 +302,8 @@ class Batcher:
             first = self._queue.get()
             if first is None:
                 break
+            if not self._take(first):
+                continue
             batch, stop = self._gather(first)
             groups: dict[int, list[_Job]] = {}
             for job in batch:  # during a swap a batch may mix the old and the new model
@@ -297,7 +342,10 @@ class EndpointServer:
     def __init__(self, address: tuple[str, int], script: ModuleType, settings: Settings):
         self.script = script
         self.host = ModelHost(script, settings.endpoint_drain_timeout)
-        self.batcher = Batcher(script, settings.endpoint_max_batch_texts, settings.endpoint_batch_wait_ms / 1000)
+        self.batcher = Batcher(script, settings.endpoint_max_batch_texts, settings.endpoint_batch_wait_ms / 1000,
+                               queue_seconds=settings.endpoint_queue_seconds,
+                               max_queued_texts=settings.endpoint_max_queued_texts,
+                               retry_after=settings.retry_after_seconds)
         self.batching = settings.endpoint_batching
         self.threads = anyio.CapacityLimiter(WORKER_THREADS)
         self.app = create_app(self)
@@ -384,7 +432,7 @@ def create_app(server: EndpointServer) -> Starlette:
                 server.invoke, body, request.headers.get("content-type"), request.headers.get("accept"),
                 limiter=server.threads)
         except EndpointBusy as exc:
-            return _error(503, str(exc))
+            return _error(503, str(exc), {"Retry-After": str(exc.retry_after)} if exc.retry_after else None)
         except Exception as exc:
             status = getattr(exc, "status_code", None)
             if isinstance(status, int) and 400 <= status < 600 and hasattr(exc, "message"):

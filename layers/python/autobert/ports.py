@@ -25,7 +25,12 @@ class ObjectNotFound(AutobertError):
 
 
 class EndpointUnavailable(AutobertError):
-    """The inference endpoint is down, missing or updating; callers answer 503."""
+    """The inference endpoint is down, missing, updating or saturated; callers answer 503, with ``Retry-After``
+    when the endpoint says how long to wait (saturated: a second or so)."""
+
+    def __init__(self, message: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class EndpointRequestError(RequestRefused):

@@ -18,9 +18,10 @@ HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
 class Response:
-    def __init__(self, status: int, body: bytes):
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None):
         self.status_code = status
         self.body = body
+        self.headers = {k.lower(): v for k, v in (headers or {}).items()}
 
     def json(self):
         return json.loads(self.body)
@@ -53,7 +54,7 @@ class _Http:
         for attempt in (0, 1):
             try:
                 response = self.pool.request(method, path, body=body, headers=HEADERS)
-                return Response(response.status, response.data)
+                return Response(response.status, response.data, dict(response.headers))
             except NewConnectionError as exc:  # refused, unreachable (a subclass of the timeout error: first)
                 raise EndpointUnavailable(f"the endpoint at {self.base_url} is not running (start it with "
                                           "`autobert up`)") from exc
@@ -78,7 +79,9 @@ class LocalEndpointClient(EndpointClient):
         if 400 <= response.status_code < 500:
             raise EndpointRequestError(response.status_code, message)
         if response.status_code == 503:
-            raise EndpointUnavailable(f"the endpoint is not ready: {message}")
+            retry_after = response.headers.get("retry-after", "")
+            raise EndpointUnavailable(f"the endpoint is not ready: {message}",
+                                      int(retry_after) if retry_after.isdigit() else None)
         raise EndpointUnavailable(f"the endpoint failed ({response.status_code}): {message}")
 
 

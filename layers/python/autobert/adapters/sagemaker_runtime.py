@@ -44,6 +44,12 @@ _UNAVAILABLE = {"ServiceUnavailable", "ThrottlingException", "ModelNotReadyExcep
                 "InternalDependencyException", "ModelStreamError"}
 
 
+# Errors that mean the endpoint is saturated (more requests than its instances take): answered 503 with a short
+# Retry-After, while autoscaling adds instances.
+_SATURATED = {"ThrottlingException", "ServiceUnavailable"}
+SATURATED_RETRY_AFTER = 1
+
+
 def _model_error_message(error: dict) -> tuple[int, str]:
     """ModelError: the container answered non-2xx; its status and body come back as OriginalStatusCode/Message.
 
@@ -74,11 +80,15 @@ class SageMakerEndpointClient(EndpointClient):
                 status, original = _model_error_message({**error, **exc.response})
                 if 400 <= status < 500:
                     raise EndpointRequestError(status, original) from exc
-                raise EndpointUnavailable(f"the model failed ({status}): {original}") from exc
+                # 503 from the container: its model server's queue is full (saturated), worth a retry soon
+                raise EndpointUnavailable(f"the model failed ({status}): {original}",
+                                          SATURATED_RETRY_AFTER if status == 503 else None) from exc
             if invoked_endpoint_missing(exc):  # no endpoint (yet): "Endpoint x of account y not found."
                 raise EndpointUnavailable(f"endpoint {self.endpoint_name} cannot serve: {message}") from exc
             if code in _UNAVAILABLE or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
-                raise EndpointUnavailable(f"endpoint {self.endpoint_name} unavailable ({code}): {message}") from exc
+                retry = SATURATED_RETRY_AFTER if code in _SATURATED else None
+                raise EndpointUnavailable(f"endpoint {self.endpoint_name} unavailable ({code}): {message}",
+                                          retry) from exc
             raise
         except BotoCoreError as exc:  # connection errors, read timeouts
             raise EndpointUnavailable(f"endpoint {self.endpoint_name} unreachable: {exc}") from exc
