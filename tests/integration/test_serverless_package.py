@@ -158,7 +158,7 @@ def test_every_route_requires_an_api_key_and_cors_is_off(resources):
 
 def test_the_usage_plan_throttles_and_has_a_quota_and_holds_the_key(resources):
     [plan] = of_type(resources, "AWS::ApiGateway::UsagePlan").values()
-    assert plan["Properties"]["Throttle"] == {"RateLimit": 20, "BurstLimit": 40}
+    assert plan["Properties"]["Throttle"] == {"RateLimit": 160, "BurstLimit": 320}  # the endpoint's most capacity
     assert plan["Properties"]["Quota"] == {"Limit": 100000, "Period": "MONTH"}
     [key] = of_type(resources, "AWS::ApiGateway::UsagePlanKey").values()
     assert key["Properties"]["KeyId"] == {"Ref": "ApiGatewayApiKey1"}
@@ -232,7 +232,8 @@ def test_each_function_writes_only_the_bucket_prefixes_it_owns(resources):
     assert write_prefixes(resources, role_of("start_tuning")) == {"runs"}
     assert write_prefixes(resources, role_of("check_training")) == {"runs", "tuning"}
     # artifacts and checkpoints; it may delete only checkpoints (SageMaker mirrors train.py's pruning to S3)
-    assert write_prefixes(resources, "SageMakerExecutionRole") == {"models", "models/*/checkpoints"}
+    # (batch/*/output: the predictions of a Batch Transform job, `autobert aws predict-batch`)
+    assert write_prefixes(resources, "SageMakerExecutionRole") == {"models", "models/*/checkpoints", "batch/*/output"}
 
 
 def test_only_the_endpoint_steps_may_change_the_endpoint_and_pass_the_sagemaker_role(resources):
