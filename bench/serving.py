@@ -14,6 +14,9 @@ plus the local API process running the real handlers):
   ``max_length`` = that length so nothing is truncated away);
 - throughput (requests/s, batch 1, 128 tokens) under 1, 4 and 16 concurrent clients for /predict, /invocations, and
   the baseline: one ``transformers`` text-classification pipeline on the same model called from as many threads;
+- a burst (``--burst-clients`` 64 for ``--burst-seconds`` 30, 128 tokens) on ``/predict``: requests/s answered, latency
+  p50/p99, the share answered 503 (the endpoint saturated: with ``Retry-After``) and how many waited past the API's
+  own deadline (``endpoint_timeout``: none may);
 - with ``--model-dir``: accuracy of the served numerics (bf16 autocast where the CPU has AMX/AVX512-BF16, as the
   endpoint runs) against fp32 (as the pipeline runs) on a sample of 20 Newsgroups documents.
 
@@ -181,6 +184,51 @@ def throughput(make_call, texts: list[str], clients: int, total: int, warmup: in
             "requests_per_s": round(done / elapsed, 2), "errors": len(errors), "first_error": errors[:1]}
 
 
+def burst(url: str, texts: list[str], clients: int, seconds: float, deadline: float) -> dict:
+    """``clients`` threads posting to ``url`` back to back for ``seconds``: throughput of the answered (200)
+    requests, latency of every request, the share answered 503 (saturated: with Retry-After) and whether any
+    request waited past ``deadline`` seconds (the API's own limit: it must answer before, never hang)."""
+    results: list[tuple[int, float, str | None]] = []  # (status or 0 for no answer, seconds, Retry-After)
+    lock = threading.Lock()
+    start_line = threading.Barrier(clients + 1)
+    stop_at: list[float] = []
+
+    def worker(index: int) -> None:
+        session = requests.Session()
+        start_line.wait()
+        i = 0
+        while time.perf_counter() < stop_at[0]:
+            t0 = time.perf_counter()
+            try:
+                response = session.post(url, json={"text": texts[(index + i) % len(texts)]}, timeout=deadline + 5)
+                answer = (response.status_code, time.perf_counter() - t0, response.headers.get("Retry-After"))
+            except requests.RequestException:
+                answer = (0, time.perf_counter() - t0, None)
+            with lock:
+                results.append(answer)
+            i += 1
+
+    with ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(worker, i) for i in range(clients)]
+        stop_at.append(time.perf_counter() + seconds)
+        start = time.perf_counter()
+        start_line.wait()
+        for future in futures:
+            future.result()
+        elapsed = time.perf_counter() - start
+    statuses = [r[0] for r in results]
+    ok = statuses.count(200)
+    refused = [r for r in results if r[0] == 503]
+    return {"clients": clients, "seconds": round(elapsed, 1), "requests": len(results),
+            "answered_200_per_s": round(ok / elapsed, 2), "latency_all": stats([r[1] for r in results]),
+            "latency_200": stats([r[1] for r in results if r[0] == 200]) if ok else None,
+            "share_503": round(len(refused) / max(len(results), 1), 4),
+            "503_with_retry_after": sum(r[2] is not None for r in refused),
+            "other_statuses": {str(code): statuses.count(code) for code in set(statuses) - {200, 503}},
+            "max_seconds": round(max(r[1] for r in results), 2), "deadline_seconds": deadline,
+            "over_deadline": sum(r[1] > deadline for r in results)}
+
+
 def http_caller(url: str):
     def make():
         session = requests.Session()
@@ -234,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--throughput-requests", type=int, default=320, help="Requests per throughput measurement.")
     p.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS), help="Concurrent clients.")
     p.add_argument("--accuracy-docs", type=int, default=1000, help="Documents for the precision check (--model-dir).")
+    p.add_argument("--burst-clients", type=int, default=64, help="Burst test: concurrent clients on /predict.")
+    p.add_argument("--burst-seconds", type=float, default=30, help="Burst test: how long (0: no burst test).")
+    p.add_argument("--burst-only", action="store_true", help="Only the burst test (at the first --lengths).")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "serving.json")
     args = p.parse_args(argv)
 
@@ -255,7 +306,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from transformers import pipeline
 
-        for n in args.lengths:
+        if args.burst_seconds:
+            n = args.lengths[0]
+            texts = texts_of_length(TextClassifier.load(variants[n]).tokenizer, [t for t, _ in docs[:200]], n, 64)
+            print(f"== burst: {args.burst_clients} clients for {args.burst_seconds:g} s at {n} tokens", flush=True)
+            from autobert.config import get_settings
+
+            # The API's own limit: API Gateway gives up after 29 s; the predict function's endpoint call after
+            # endpoint_timeout. A request must be answered (200 or 503) before it.
+            results["burst"] = {"tokens": n, **burst(f"{stack.api}/predict", texts, args.burst_clients,
+                                                     args.burst_seconds, get_settings().endpoint_timeout)}
+            print(json.dumps(results["burst"], indent=1), flush=True)
+        for n in [] if args.burst_only else args.lengths:
             print(f"== {n} tokens", flush=True)
             model = TextClassifier.load(variants[n])
             texts = texts_of_length(model.tokenizer, [t for t, _ in docs[:200]], n, 64)
@@ -283,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         args.throughput_requests))
                     print(clients, "clients:", {k: v[-1]["requests_per_s"] for k, v in block.items()}, flush=True)
             del pipe, model
-        if args.model_dir:
+        if args.model_dir and not args.burst_only:
             results["accuracy"] = accuracy(TextClassifier.load(variants[args.lengths[0]]),
                                            docs[: args.accuracy_docs])
     finally:
