@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""The endpoint's capacity model: from the burst test measured here to instances, autoscaling target and cost.
+
+    python bench/capacity.py                       # reads bench/results/serving.json (its "burst" block)
+    python bench/capacity.py --serving bench/results/issue13/serving.burst.json
+
+An estimate, not a measurement on SageMaker: the requests/s the local stack answered under the burst test (the
+default model, 128 tokens, the same inference script and merged batching as the serving container) on this
+machine's cores, divided by its core count and scaled by each instance type's vCPUs (the scaling the serving
+container's batching gives on more cores is assumed linear, an upper bound). Latency p50/p99 under that load are the
+burst test's. From it:
+
+- the target of the target-tracking policy: ``TARGET_UTILISATION`` (70 %) of one instance's requests per minute;
+- instances needed and cost per million predictions at 10, 100 and 1,000 requests/s (on-demand list prices in
+  ``PRICES``, us-east-1, as published on the SageMaker pricing page; not checked from here: no network to AWS);
+- serverless inference's cost for the same traffic (duration per request = the burst test's p50 latency at one
+  client's share of the cores, memory 2 GB), and the request rate below which it is the cheaper choice.
+
+Writes ``bench/results/capacity.json`` and prints the Markdown tables that docs/deploy.md shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+TARGET_UTILISATION = 0.7
+RATES = (10, 100, 1000)
+# On-demand SageMaker real-time inference, us-east-1, USD per instance-hour (SageMaker pricing page). vCPUs per type.
+PRICES = {
+    "ml.m5.large": (2, 0.115),
+    "ml.m5.xlarge": (4, 0.23),
+    "ml.c5.xlarge": (4, 0.204),
+    "ml.c5.2xlarge": (8, 0.408),
+}
+# Serverless inference, us-east-1: USD per second of compute at 2048 MB, and per GB of data in and out.
+SERVERLESS_PER_SECOND_2GB = 0.00004
+SERVERLESS_PER_GB_DATA = 0.016
+REQUEST_AND_ANSWER_BYTES = 4_000  # a 128-token document and its JSON answer with top-k
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--serving", type=Path, default=REPO / "bench" / "results" / "serving.json")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "capacity.json")
+    args = p.parse_args(argv)
+    serving = json.loads(args.serving.read_text())
+    burst = serving["burst"]
+    cores = int(serving["machine"].split(" cores")[0].rsplit(",", 1)[1])
+    per_core = burst["answered_200_per_s"] / cores
+    latency = burst["latency_200"]
+    instances = {}
+    for name, (vcpus, price) in PRICES.items():
+        capacity = per_core * vcpus
+        instances[name] = {"vcpus": vcpus, "usd_per_hour": price, "requests_per_s": round(capacity, 1),
+                           "target_invocations_per_minute": round(TARGET_UTILISATION * capacity * 60, -1),
+                           "cost": {}}
+        for rate in RATES:
+            n = max(1, math.ceil(rate / (TARGET_UTILISATION * capacity)))
+            per_million = n * price / (rate * 3600 / 1e6)
+            instances[name]["cost"][str(rate)] = {"instances": n, "usd_per_million": round(per_million, 2)}
+    # Serverless: each request bills its duration; under no concurrency on a 2-vCPU-sized container the model's own
+    # time per request is about one core's share of the burst throughput's inverse (merged batches excluded).
+    seconds_per_request = cores / burst["answered_200_per_s"]
+    serverless_per_million = 1e6 * (seconds_per_request * SERVERLESS_PER_SECOND_2GB
+                                    + REQUEST_AND_ANSWER_BYTES / 1e9 * SERVERLESS_PER_GB_DATA)
+    smallest = min(PRICES, key=lambda n: PRICES[n][1])
+    break_even = PRICES[smallest][1] / 3600 / (serverless_per_million / 1e6)  # req/s where one instance costs the same
+    results = {
+        "measured_on": serving["machine"], "burst": {k: burst[k] for k in ("clients", "answered_200_per_s",
+                                                                           "share_503", "over_deadline")},
+        "latency_ms_under_burst": {"p50": latency["p50_ms"], "p99": latency["p99_ms"]},
+        "requests_per_s_per_core": round(per_core, 2), "target_utilisation": TARGET_UTILISATION,
+        "instances": instances,
+        "serverless": {"memory_mb": 2048, "seconds_per_request": round(seconds_per_request, 4),
+                       "usd_per_million": round(serverless_per_million, 2),
+                       "cheaper_than_one_" + smallest + "_below_requests_per_s": round(break_even, 1)},
+        "notes": ["estimates: requests/s scaled per vCPU from the local burst test, list prices not checked from "
+                  "here; measure on the instance type before relying on them"],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"Measured on {serving['machine']}: {burst['answered_200_per_s']} req/s under {burst['clients']} clients "
+          f"(p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms), {per_core:.1f} req/s per core.\n")
+    print("| instance | vCPUs | est. req/s | target (invocations/min) | $/h | " +
+          " | ".join(f"{r} req/s: instances, $/M" for r in RATES) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(RATES))
+    for name, row in instances.items():
+        cells = " | ".join(f"{row['cost'][str(r)]['instances']}, {row['cost'][str(r)]['usd_per_million']:.2f}"
+                           for r in RATES)
+        print(f"| {name} | {row['vcpus']} | {row['requests_per_s']} | {row['target_invocations_per_minute']:.0f} | "
+              f"{row['usd_per_hour']} | {cells} |")
+    print(f"\nServerless (2 GB): ${serverless_per_million:.2f} per million; cheaper than one {smallest} running all "
+          f"the time below {break_even:.1f} req/s on average.")
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
