@@ -248,7 +248,8 @@ def test_on_aws_a_batch_transform_job_runs_the_live_model_over_the_lines_and_its
     stubber.add_response("describe_transform_job", done, {"TransformJobName": ANY})
     out = tmp_path / "out.jsonl"
     with stubber:
-        report = predict_batch(source, out, SageMakerBatchTransform(sagemaker, store, settings, poll_seconds=0))
+        report = predict_batch(source, out, SageMakerBatchTransform(sagemaker, store, settings, poll_seconds=0),
+                               ModelRegistry(store))
         stubber.assert_no_pending_responses()
     [request] = calls
     job = request["TransformJobName"]
@@ -282,7 +283,7 @@ def test_on_aws_a_failed_job_is_one_line_with_its_reason(aws_batch, tmp_path):
     stubber.add_response("describe_transform_job", failed)
     with stubber, pytest.raises(BatchError, match="Failed: ClientError: out of memory"):
         predict_batch(source, tmp_path / "out.jsonl", SageMakerBatchTransform(sagemaker, store, settings,
-                                                                               poll_seconds=0))
+                                                                               poll_seconds=0), ModelRegistry(store))
     assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").read_text() == ""
 
 

@@ -33,6 +33,7 @@ from autobert.api_models import PredictRequest, RequestRejected, validate
 from autobert.config import Settings
 from autobert.data import TABLE_SUFFIXES, _as_strings, _read_table
 from autobert.errors import AutobertError, DataError
+from autobert.workflow.registry import ModelRegistry
 
 logger = logging.getLogger("autobert.batch")
 
@@ -95,9 +96,6 @@ def read_batch_input(path: Path, settings: Settings, *, text_column: str = "text
 class BatchPredictor(Protocol):
     """Predictions for texts, by one model version: the adapters of ``autobert predict-batch``."""
 
-    def live_version(self) -> str:
-        """The model version serving now (what a new OUTPUT is predicted with)."""
-
     def predict(self, texts: list[str], version: str, top_k: int | None) -> Iterator[list[dict[str, Any]]]:
         """One prediction per text, in order, in consecutive chunks (their concatenation has ``len(texts)``)."""
 
@@ -159,13 +157,22 @@ class BatchReport:
         return dict(self.__dict__)
 
 
-def predict_batch(source: BatchInput, output: Path, predictor: BatchPredictor, *, top_k: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> BatchReport:
+def live_version(registry: ModelRegistry) -> str:
+    """The model version serving now: what a new OUTPUT is predicted with."""
+    live = registry.live()
+    if live is None:
+        raise BatchError("no model is live yet: the first one is still training, or the stack has not been set up "
+                         "(`make up` locally, `autobert aws status` on AWS)")
+    return live["version"]
+
+
+def predict_batch(source: BatchInput, output: Path, predictor: BatchPredictor, registry: ModelRegistry, *,
+                  top_k: int | None = None, progress: Callable[[int], None] | None = None) -> BatchReport:
     """Predict the rows of ``source`` that ``output`` does not hold yet and append them, in input order."""
     out = OutputFile(output, source)
     pending = list(range(out.done, len(source)))
     todo = [i for i in pending if source.errors[i] is None]
-    version = out.version() or (predictor.live_version() if todo else None)
+    version = out.version() or (live_version(registry) if todo else None)
     if out.done:
         logger.info("%s already holds %d of %d rows: resuming with model %s", output, out.done, len(source),
                     version)

@@ -126,13 +126,14 @@ def run_predict_batch(settings, args: argparse.Namespace, **adapters) -> int:
 
     from autobert.batch import predict_batch, read_batch_input
     from autobert.bootstrap import bootstrap
+    from autobert.workflow.registry import ModelRegistry
 
     services = bootstrap(settings, **adapters)
     source = read_batch_input(Path(args.input), settings, text_column=args.text_column, id_column=args.id_column)
     with tqdm(total=len(source), unit="doc", desc="predict-batch", file=sys.stderr,
               disable=args.quiet or None) as bar:
-        report = predict_batch(source, Path(args.output), services.batch_predictor, top_k=args.top_k,
-                               progress=bar.update)
+        report = predict_batch(source, Path(args.output), services.batch_predictor, ModelRegistry(services.store),
+                               top_k=args.top_k, progress=bar.update)
     print(json.dumps({**report.as_dict(), "output": args.output}))
     return 0
 

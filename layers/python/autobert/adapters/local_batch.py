@@ -24,12 +24,6 @@ class LocalBatchPredictor:
         self.script = script
         self.batch_size = batch_size
 
-    def live_version(self) -> str:
-        live = self.registry.live()
-        if live is None:
-            raise BatchError("no model is live yet: start the stack (`make up`) and wait for the first model")
-        return live["version"]
-
     def predict(self, texts: list[str], version: str, top_k: int | None) -> Iterator[list[dict[str, Any]]]:
         try:
             record = self.registry.get(version)

@@ -26,7 +26,6 @@ from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
 from autobert.batch import BatchError
 from autobert.config import Settings
 from autobert.ports import ObjectStore
-from autobert.workflow.registry import ModelRegistry
 
 JSON_LINES = "application/jsonlines"
 MAX_PAYLOAD_MB = 6  # the serving container's request limit, as for the real-time endpoint
@@ -64,14 +63,7 @@ class SageMakerBatchTransform:
         self.client = client
         self.store = store
         self.settings = settings
-        self.registry = ModelRegistry(store)
         self.poll_seconds = poll_seconds
-
-    def live_version(self) -> str:
-        live = self.registry.live()
-        if live is None:
-            raise BatchError("no model is live yet on the deployed stack (`autobert aws status`)")
-        return live["version"]
 
     def predict(self, texts: list[str], version: str, top_k: int | None) -> Iterator[list[dict[str, Any]]]:
         extra = {"top_k": top_k} if top_k else {}
