@@ -53,8 +53,7 @@ def channel(folder: Path, documents: int) -> Path:
     settings = get_settings()
     prepared, _ = prepare(settings.data_source, folder / "prepared", settings.cache_dir)
     df = read_dataset(prepared / DATASET_FILE)
-    sample = df.groupby("label", group_keys=False).apply(
-        lambda g: g.sample(n=min(len(g), max(1, documents // df["label"].nunique())), random_state=0))
+    sample = df.sample(frac=1.0, random_state=0).groupby("label").head(max(1, documents // df["label"].nunique()))
     return export_dataset(sample.reset_index(drop=True), sorted(sample["label"].unique()), folder / "channel")
 
 
