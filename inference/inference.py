@@ -50,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # code/ (with code/autobert/) on SageMaker; harmless locally
 
-from autobert.api_models import PredictRequest, RequestRejected, check  # noqa: E402
+from autobert.api_models import PredictRequest, RequestRejected, check, not_utf8  # noqa: E402
 from autobert.config import get_settings  # noqa: E402
 from autobert.errors import AutobertError  # noqa: E402
 from autobert.modeling import TextClassifier  # noqa: E402
@@ -111,7 +111,7 @@ def _json_lines_input(body: bytes | bytearray | str) -> dict[str, Any]:
     try:
         text = bytes(body).decode("utf-8") if isinstance(body, bytes | bytearray) else body
     except UnicodeDecodeError as exc:
-        raise InferenceError(400, f"the body is not UTF-8 (byte {exc.object[exc.start]:#04x} at {exc.start})") from None
+        raise InferenceError(400, not_utf8(exc)) from None
     model = PredictRequest.limited(get_settings())
     texts, top_ks = [], set()
     for number, line in enumerate(text.split("\n"), start=1):
