@@ -52,11 +52,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # code/ (with code/aut
 
 from autobert.api_models import PredictRequest, RequestRejected, check, not_utf8  # noqa: E402
 from autobert.config import get_settings  # noqa: E402
+from autobert.contracts import JSON_LINES  # noqa: E402
 from autobert.errors import AutobertError  # noqa: E402
 from autobert.modeling import TextClassifier  # noqa: E402
 
 JSON = "application/json"
-JSON_LINES = "application/jsonlines"
 JSON_LINES_TYPES = (JSON_LINES, "application/jsonl", "application/x-jsonlines")
 
 try:  # present inside SageMaker's serving containers; its model server maps these errors to HTTP responses

@@ -23,6 +23,8 @@ from __future__ import annotations
 # Written by training/train.py into the model folder and the job's output (output.tar.gz on SageMaker).
 METRICS_FILE = "metrics.json"  # what training measured (test/validation scores, labels, hyperparameters, timings)
 HOLDOUT_REPORT_FILE = "holdout.json"  # candidate (and live) scored on the fixed holdout: the gate's input
+# The media type of a Batch Transform's records: the inference script reads and answers it, the job is created with it
+JSON_LINES = "application/jsonlines"
 
 # The metric lines of the training job's log, as SageMaker's MetricDefinitions (CloudWatch metrics, a tuning job's
 # objective) and the local tuner (autobert.tuning.metrics) read them. training/train.py logs one line per epoch::

@@ -25,9 +25,9 @@ from autobert.adapters.aws_errors import already_exists, error_message
 from autobert.adapters.sagemaker_deploy import SageMakerEndpointDeployer
 from autobert.batch import BatchError
 from autobert.config import Settings
+from autobert.contracts import JSON_LINES
 from autobert.ports import ObjectStore
 
-JSON_LINES = "application/jsonlines"
 MAX_PAYLOAD_MB = 6  # the serving container's request limit, as for the real-time endpoint
 
 
