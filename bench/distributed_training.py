@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import cpu_model, write_result  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "training" / "train.py"
 
@@ -37,13 +39,6 @@ BANDWIDTHS_GB_S = {
     "2 x ml.g5.xlarge over the network (25 Gbit/s)": 2.5,
     "2 x ml.p4d.24xlarge over EFA (400 Gbit/s)": 40,
 }
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def channel(folder: Path, documents: int) -> Path:
@@ -122,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": ["the all-reduce times are estimates from assumed bus bandwidths (BANDWIDTHS_GB_S), not measured; "
                   "DDP overlaps them with the backward pass, so they bound the per-step cost from above"],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: results[k] for k in ("speedup", "gradient_all_reduce_per_step")}, indent=2))
-    print(f"written to {args.out}")
+    write_result(args.out, results, ("speedup", "gradient_all_reduce_per_step"))
     return 0
 
 

@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+from benchlib import cpu_model, load_average  # noqa: E402
 from retrain_loop import Load  # noqa: E402  (the /predict clients of the retrain-loop bench)
 
 from autobert import layout  # noqa: E402
@@ -289,9 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     truth_eval = evaluation["label"].tolist()
     failed = [r for r in load.results if r[1] != 200]
     result = {
-        "machine": {"cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                                 .splitlines() if line.startswith("model name")), platform.processor()),
-                    "cores": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "load_average_at_end": load_average()},
         "smoke": small, "settings": extra, "groups": sorted(df["label"].unique()),
         "documents": {"first_model": len(older), "first_half": len(first_half), "second_half": n2,
                       "new_label_feedback": len(new_feedback), "new_label_held_out": len(new_rest)},

@@ -26,6 +26,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "layers" / "python"))
 
+from benchlib import cpu_model  # noqa: E402
+
 from autobert.adapters.local_training import LocalTrainingJobs  # noqa: E402
 from autobert.bootstrap import bootstrap  # noqa: E402
 from autobert.config import Settings  # noqa: E402
@@ -117,8 +119,7 @@ def main() -> int:
     end = samples[-1]
     wall = end[0] - start[0]
     report = {
-        "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name")), "unknown"),
+        "cpu": cpu_model(),
         "load": os.getloadavg(), "run_status": run["status"], "wait_seconds": round(wall, 1),
         "python_pct": round(100 * (end[1] - start[1]) / wall, 3),
         "node_pct": round(100 * (end[2] - start[2]) / wall, 3),

@@ -32,6 +32,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the endpoint runs (see bench/serving.py)
 
 import requests  # noqa: E402
+from benchlib import write_result  # noqa: E402
 from serving import Stack, documents, fresh_model, machine  # noqa: E402
 
 from autobert.adapters.local_store import LocalObjectStore  # noqa: E402
@@ -93,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                                             / len(docs), 4)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: results[k] for k in ("speedup", "same_label_share")}, indent=2))
-    print(f"written to {args.out}")
+    write_result(args.out, results, ("speedup", "same_label_share"))
     return 0
 
 

@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -50,6 +49,8 @@ import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
+from benchlib import cpu_model  # noqa: E402
+
 from autobert import layout  # noqa: E402
 from autobert.adapters.local_store import LocalObjectStore  # noqa: E402
 from autobert.local_stack import StackProcess, stack_environment  # noqa: E402
@@ -59,9 +60,8 @@ CLIENTS = (1, 4, 16)
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
+    return (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
 
 
 def stats(samples: list[float]) -> dict:

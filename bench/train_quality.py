@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "training"))
 
+from benchlib import cpu_flags, cpu_model, load_average  # noqa: E402
 from train import stratified_split  # noqa: E402  (the very split the training job makes)
 
 from autobert.config import get_settings  # noqa: E402
@@ -53,14 +53,12 @@ ISA_VARIABLES = ("MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREA
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("flags")), [])
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+    flags = cpu_flags()
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
             "avx512_bf16": "avx512_bf16" in flags, "amx": "amx_tile" in flags,
             "isa_environment": {k: os.environ[k] for k in ISA_VARIABLES if k in os.environ},
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+            "load_average_at_start": load_average()}
 
 
 def splits(df: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
@@ -188,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             result["throughput_at_128_tokens"] = {"samples_per_second": at128["samples_per_second"],
                                                   "steps": at128["steps"], "precision": at128["precision"],
                                                   "target": 9.0}
-    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["machine"]["load_average_at_end"] = load_average()
     temporal = result["splits"].get("temporal")
     if temporal:
         lead = 100 * (temporal["served_fused"]["accuracy"] - temporal["tfidf_linear_svm"]["accuracy"])

@@ -20,7 +20,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,25 +40,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "training"))
 
 import train  # noqa: E402  (the training job's own step, optimizer and model set-up)
+from benchlib import cpu_flags, cpu_model  # noqa: E402
 
 from autobert.config import get_settings  # noqa: E402
 from autobert.data import DATASET_FILE, prepare, read_dataset  # noqa: E402
 from autobert.modeling import encode  # noqa: E402
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def cpu_flags() -> list[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"))
-    return []
 
 
 def baseline_optimizer(model, args):

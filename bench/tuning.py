@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+from benchlib import cpu_model as machine  # noqa: E402
 
 from autobert.adapters.local_store import LocalObjectStore  # noqa: E402
 from autobert.config import get_settings  # noqa: E402
@@ -34,12 +35,6 @@ from autobert.tuning.service import current_defaults, parse_assignments, resolve
 from autobert.tuning.space import SearchSpace  # noqa: E402
 
 TRAIN = REPO / "training" / "train.py"
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return cpu
 
 
 def train_once(dataset: Path, model_dir: Path, params: dict[str, str], threads: int | None) -> dict:

@@ -26,6 +26,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
+from benchlib import cpu_model  # noqa: E402
+
 from autobert.config import get_settings  # noqa: E402
 from autobert.data import DATASET_FILE, prepare, read_dataset, temporal_split  # noqa: E402
 from autobert.modeling import TextClassifier, fuse  # noqa: E402
@@ -77,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return round(float((probs.argmax(1) == y).mean()), 4)
 
     result = {"model": str(args.model_dir), "documents": len(texts), "windows_read": len(wins),
-              "window_seconds": round(seconds, 1), "cpu": next((line.split(":", 1)[1].strip() for line in
-                                                               Path("/proc/cpuinfo").read_text().splitlines()
-                                                               if line.startswith("model name")), ""),
+              "window_seconds": round(seconds, 1), "cpu": cpu_model(),
               "fusion": {"weight": w, "temperature": t},
               "head_tail": {"bert": acc(head_tail), "served": acc(fuse(head_tail, scores, w, t))},
               "linear_alone": acc(fuse(None, scores, 1.0, t))}
