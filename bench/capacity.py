@@ -29,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+from benchlib import write_result  # noqa: E402
+
 TARGET_UTILISATION = 0.7
 RATES = (10, 100, 1000)
 # On-demand SageMaker real-time inference, us-east-1, USD per instance-hour (SageMaker pricing page). vCPUs per type.
@@ -83,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": ["estimates: requests/s scaled per vCPU from the local burst test, list prices not checked from "
                   "here; measure on the instance type before relying on them"],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_result(args.out, results)
     print(f"Measured on {serving['machine']}: {burst['answered_200_per_s']} req/s under {burst['clients']} clients "
           f"(p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms), {per_core:.1f} req/s per core.\n")
     print("| instance | vCPUs | est. req/s | target (invocations/min) | $/h | " +

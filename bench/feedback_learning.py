@@ -44,7 +44,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import cpu_model, load_average  # noqa: E402
+from benchlib import cpu_model, load_average, write_result  # noqa: E402
 from retrain_loop import Load  # noqa: E402  (the /predict clients of the retrain-loop bench)
 
 from autobert import layout  # noqa: E402
@@ -321,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out) if args.out else REPO / "bench" / "results" / (
         "feedback_learning.smoke.json" if small else "feedback_learning.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
 
     r = result["run"]
     print(f"\nmachine: {result['machine']['cpu']}, {result['machine']['cores']} cores"

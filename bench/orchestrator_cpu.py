@@ -26,7 +26,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "layers" / "python"))
 
-from benchlib import cpu_model  # noqa: E402
+from benchlib import cpu_model, write_result  # noqa: E402
 
 from autobert.adapters.local_training import LocalTrainingJobs  # noqa: E402
 from autobert.bootstrap import bootstrap  # noqa: E402
@@ -132,7 +132,7 @@ def main() -> int:
     }
     print(json.dumps(report, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        write_result(Path(args.out), report)
     return 0
 
 

@@ -38,6 +38,8 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 
+from benchlib import write_result  # noqa: E402
+
 from autobert import layout  # noqa: E402
 from autobert.adapters.local_store import LocalObjectStore  # noqa: E402
 from autobert.local_stack import StackProcess, stack_environment  # noqa: E402
@@ -233,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out) if args.out else REPO / "bench" / "results" / (
         "retrain_loop.smoke.json" if args.smoke else "retrain_loop.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
 
     print(f"\nrun {run['run_id']}: {run['status']} ({'warm start' if run.get('warm') else 'full'}), "
           f"{len(items)} feedback items, model {result['model']}")

@@ -49,7 +49,7 @@ import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
-from benchlib import cpu_model  # noqa: E402
+from benchlib import cpu_model, write_result  # noqa: E402
 
 from autobert import layout  # noqa: E402
 from autobert.adapters.local_store import LocalObjectStore  # noqa: E402
@@ -353,10 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     results["targets"] = targets(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["targets"], indent=2))
-    print(f"written to {args.out}")
+    write_result(args.out, results, ("targets",))
     return 0
 
 

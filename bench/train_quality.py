@@ -38,7 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "training"))
 
-from benchlib import cpu_flags, cpu_model, load_average  # noqa: E402
+from benchlib import cpu_flags, cpu_model, load_average, write_result  # noqa: E402
 from train import stratified_split  # noqa: E402  (the very split the training job makes)
 
 from autobert.config import get_settings  # noqa: E402
@@ -192,8 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         lead = 100 * (temporal["served_fused"]["accuracy"] - temporal["tfidf_linear_svm"]["accuracy"])
         result["temporal_served_minus_tfidf_points"] = round(lead, 2)
         result["temporal_target_met"] = lead >= 2.0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(out, result)
 
     m = result["machine"]
     print(f"\nmachine: {m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch threads, torch {m['torch']}, "

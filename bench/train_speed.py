@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import statistics
 import sys
@@ -40,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "training"))
 
 import train  # noqa: E402  (the training job's own step, optimizer and model set-up)
-from benchlib import cpu_flags, cpu_model  # noqa: E402
+from benchlib import cpu_flags, cpu_model, write_result  # noqa: E402
 
 from autobert.config import get_settings  # noqa: E402
 from autobert.data import DATASET_FILE, prepare, read_dataset  # noqa: E402
@@ -140,8 +139,7 @@ def main() -> int:
           f"(per-round median x{result['speedup_per_round_median']:.3f}; "
           f"load average {load_before[0]:.2f} -> "
           f"{result['load_average_1min']['after']:.2f})")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     return 0
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from benchlib import cpu_model as machine  # noqa: E402
+from benchlib import write_result  # noqa: E402
 
 from autobert.adapters.local_store import LocalObjectStore  # noqa: E402
 from autobert.config import get_settings  # noqa: E402
@@ -114,8 +115,7 @@ def main() -> int:
         "tuned": tuned,
         "gain_validation_macro_f1": tuned["validation_macro_f1"] - baseline["validation_macro_f1"],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
     print(f"\nmachine: {result['machine']}; model {args.model_name}; {args.max_train_samples} training documents")
     print(f"{'parameters':<10} {'val macro-F1':>12} {'val acc (fused)':>15} {'test macro-F1 (fused)':>21} {'wall':>8}")

@@ -26,7 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-from benchlib import cpu_model  # noqa: E402
+from benchlib import cpu_model, write_result  # noqa: E402
 
 from autobert.config import get_settings  # noqa: E402
 from autobert.data import DATASET_FILE, prepare, read_dataset, temporal_split  # noqa: E402
@@ -94,9 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         result[f"windows_{k}"] = {"windows_per_document": round(float(count.mean()), 2), "bert": acc(pooled),
                                   "served": acc(fuse(pooled, scores, w, t)), "bert_with_head_tail": acc(mixed),
                                   "served_with_head_tail": acc(fuse(mixed, scores, w, t))}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 
