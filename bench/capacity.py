@@ -16,6 +16,12 @@ burst test's. From it:
 - serverless inference's cost for the same traffic (duration per request = the burst test's p50 latency at one
   client's share of the cores, memory 2 GB), and the request rate below which it is the cheaper choice.
 
+The burst test serves the local default (all-MiniLM-L6-v2, 128 tokens); the stack deploys ``bert-base-uncased``
+at 256 tokens (its ``modelName`` and ``hyperparameters``). ``--deployed`` (the default) therefore also times, in
+this run and on this CPU, the forward pass of both architectures (randomly initialised: the weights do not change
+the arithmetic; fp32, as on the CPU instances; full-length inputs, batch 16) and scales the burst rate by their
+ratio, so the table and the target are for the model the stack serves.
+
 Writes ``bench/results/capacity.json`` and prints the Markdown tables that docs/deploy.md shows.
 """
 
@@ -25,11 +31,12 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from benchlib import write_result  # noqa: E402
+from benchlib import cpu_model, write_result  # noqa: E402
 
 TARGET_UTILISATION = 0.7
 RATES = (10, 100, 1000)
@@ -44,18 +51,56 @@ PRICES = {
 SERVERLESS_PER_SECOND_2GB = 0.00004
 SERVERLESS_PER_GB_DATA = 0.016
 REQUEST_AND_ANSWER_BYTES = 4_000  # a 128-token document and its JSON answer with top-k
+# The architectures timed for the scaling (transformers.BertConfig arguments) and the tokens each reads.
+LOCAL_DEFAULT = ("all-MiniLM-L6-v2", {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
+                                      "intermediate_size": 1536}, 128)
+DEPLOYED_DEFAULT = ("bert-base-uncased", {}, 256)  # BertConfig's defaults are bert-base's
+
+
+def forward_rate(config_args: dict, tokens: int, batch: int = 16, seconds: float = 20.0) -> float:
+    """Documents per second of a BERT classifier's forward pass with ``config_args``, fp32, on full ``tokens``-long
+    inputs, over at least ``seconds`` after a warm-up batch."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**config_args, num_labels=20)).eval()
+    ids = torch.randint(1000, 20000, (batch, tokens))
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        model(input_ids=ids, attention_mask=mask)
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            model(input_ids=ids, attention_mask=mask)
+            done += batch
+    return done / (time.perf_counter() - start)
+
+
+def deployed_scaling() -> dict:
+    """How many times slower the deployed default is than the local default, per document, timed here."""
+    (local_name, local_args, local_tokens), (name, args, tokens) = LOCAL_DEFAULT, DEPLOYED_DEFAULT
+    local_rate, rate = forward_rate(local_args, local_tokens), forward_rate(args, tokens)
+    return {"cpu": cpu_model(), "precision": "fp32", "batch": 16,
+            "local_default": {"model": local_name, "tokens": local_tokens, "docs_per_s": round(local_rate, 2)},
+            "deployed_default": {"model": name, "tokens": tokens, "docs_per_s": round(rate, 2)},
+            "slowdown": round(local_rate / rate, 2)}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--serving", type=Path, default=REPO / "bench" / "results" / "serving.json")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "capacity.json")
+    p.add_argument("--deployed", action=argparse.BooleanOptionalAction, default=True,
+                   help="scale to the model the stack deploys (bert-base-uncased, 256 tokens); --no-deployed: the "
+                        "burst test's own model")
     args = p.parse_args(argv)
     serving = json.loads(args.serving.read_text())
     burst = serving["burst"]
     cores = int(serving["machine"].split(" cores")[0].rsplit(",", 1)[1])
-    per_core = burst["answered_200_per_s"] / cores
-    latency = burst["latency_200"]
+    scaling = deployed_scaling() if args.deployed else None
+    slowdown = scaling["slowdown"] if scaling else 1.0
+    per_core = burst["answered_200_per_s"] / cores / slowdown
+    latency = {k: burst["latency_200"][k] * slowdown for k in ("p50_ms", "p99_ms")}
     instances = {}
     for name, (vcpus, price) in PRICES.items():
         capacity = per_core * vcpus
@@ -68,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             instances[name]["cost"][str(rate)] = {"instances": n, "usd_per_million": round(per_million, 2)}
     # Serverless: each request bills its duration; under no concurrency on a 2-vCPU-sized container the model's own
     # time per request is about one core's share of the burst throughput's inverse (merged batches excluded).
-    seconds_per_request = cores / burst["answered_200_per_s"]
+    seconds_per_request = cores * slowdown / burst["answered_200_per_s"]
     serverless_per_million = 1e6 * (seconds_per_request * SERVERLESS_PER_SECOND_2GB
                                     + REQUEST_AND_ANSWER_BYTES / 1e9 * SERVERLESS_PER_GB_DATA)
     smallest = min(PRICES, key=lambda n: PRICES[n][1])
@@ -76,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "measured_on": serving["machine"], "burst": {k: burst[k] for k in ("clients", "answered_200_per_s",
                                                                            "share_503", "over_deadline")},
-        "latency_ms_under_burst": {"p50": latency["p50_ms"], "p99": latency["p99_ms"]},
+        "model": DEPLOYED_DEFAULT[0] + f" at {DEPLOYED_DEFAULT[2]} tokens" if scaling else "the burst test's",
+        "scaling_to_deployed_model": scaling,
+        "latency_ms_under_burst": {"p50": round(latency["p50_ms"]), "p99": round(latency["p99_ms"])},
         "requests_per_s_per_core": round(per_core, 2), "target_utilisation": TARGET_UTILISATION,
         "instances": instances,
         "serverless": {"memory_mb": 2048, "seconds_per_request": round(seconds_per_request, 4),
@@ -86,8 +133,14 @@ def main(argv: list[str] | None = None) -> int:
                   "here; measure on the instance type before relying on them"],
     }
     write_result(args.out, results)
-    print(f"Measured on {serving['machine']}: {burst['answered_200_per_s']} req/s under {burst['clients']} clients "
-          f"(p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms), {per_core:.1f} req/s per core.\n")
+    print(f"Measured on {serving['machine']}: {burst['answered_200_per_s']} req/s under {burst['clients']} clients.")
+    if scaling:
+        print(f"Forward pass here ({scaling['cpu']}, fp32, batch 16): {scaling['local_default']['model']} at "
+              f"{scaling['local_default']['tokens']} tokens {scaling['local_default']['docs_per_s']} docs/s, "
+              f"{scaling['deployed_default']['model']} at {scaling['deployed_default']['tokens']} tokens "
+              f"{scaling['deployed_default']['docs_per_s']} docs/s: x{slowdown} slower.")
+    print(f"{results['model']}: {per_core:.2f} req/s per core (p50 {latency['p50_ms']:.0f} ms, p99 "
+          f"{latency['p99_ms']:.0f} ms under the burst).\n")
     print("| instance | vCPUs | est. req/s | target (invocations/min) | $/h | " +
           " | ".join(f"{r} req/s: instances, $/M" for r in RATES) + " |")
     print("|---|---|---|---|---|" + "---|" * len(RATES))

@@ -761,7 +761,13 @@ def train_bert(args: argparse.Namespace, dist: Distributed) -> dict:
            "seed": args.seed, "base_model": base_model, "precision": precision.name,
            "freeze_embeddings": args.freeze_embeddings, **({"world_size": dist.world_size} if dist.enabled else {})}
     checkpoints = Path(args.checkpoint_dir) if args.checkpoint_dir else None
-    resumed = resume(checkpoints, run, model, optimizer, scheduler, scaler, generator, device)
+    # Rank 0 chooses the checkpoint and every rank resumes from that one: on several instances each has its own
+    # copy of the checkpoint folder, and ranks that started at different epochs would wait on each other forever.
+    resumed = resume(checkpoints, run, model, optimizer, scheduler, scaler, generator, device) if dist.main else None
+    chosen = dist.same(resumed[0].name if resumed else None)
+    if chosen and not dist.main:
+        resumed = (checkpoints / chosen, *load_checkpoint(checkpoints / chosen, run, model, optimizer, scheduler,
+                                                          scaler, generator, device))
     if resumed:
         latest, state, best_state = resumed
         start_epoch = resumed_from = state["epoch"]

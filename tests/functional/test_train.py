@@ -343,6 +343,28 @@ def test_two_processes_under_torchrun_train_one_model_and_write_one_report(tiny_
     assert [p["label"] in two["labels"] for p in answer["predictions"]] == [True, True]
 
 
+def test_under_torchrun_every_rank_resumes_from_the_checkpoint_rank_0_chose(tiny_bert, small_dataset, tmp_path):
+    """A restarted data-parallel job (spot): rank 0 picks the checkpoint and every rank loads that one (on several
+    instances each has its own copy of the folder); the rerun ends at once with the same model, no rank hangs."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    args = [str(torchrun), "--standalone", "--nproc-per-node", "2", str(TRAIN), "--model-name", str(tiny_bert),
+            "--train", str(small_dataset), "--epochs", "2", "--batch-size", "8", "--max-length", "32",
+            "--learning-rate", "1e-3", "--progress", "false", "--fusion", "false", "--precision", "fp32",
+            "--checkpoint-dir", str(tmp_path / "checkpoints"), "--model-dir", str(tmp_path / "model"),
+            "--output-data-dir", str(tmp_path / "output"), "--model-version", "v-ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    trained = json.loads((tmp_path / "output" / "metrics.json").read_text())
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("resumed from checkpoint epoch=2 ") == 1  # rank 0's line; rank 1 loaded it too
+    assert "autobert.train: epoch=" not in again.stderr  # nothing left to train on either rank
+    resumed = json.loads((tmp_path / "output" / "metrics.json").read_text())
+    assert resumed["training"]["resumed_from_epoch"] == 2
+    assert resumed["history"] == trained["history"]
+
+
 def load_module_from(path: Path):
     import importlib.util
 

@@ -233,6 +233,13 @@ def requirements(usage: Usage) -> dict[str, list[tuple[str, str, str]]]:
                           "sagemaker:UpdateEndpointWeightsAndCapacities", "iam:CreateServiceLinkedRole"):
                 need.setdefault(extra, []).extend((t, f, f"{why} (the caller's rights AWS checks)") for t, f in
                                                   required_resources(extra))
+        if action in ("application-autoscaling:PutScalingPolicy", "application-autoscaling:DeregisterScalableTarget"):
+            # A target-tracking policy's CloudWatch alarms are created with it and deleted with the target, and AWS
+            # checks the caller may do so: "you also need to make sure that end users have permissions for the
+            # target service and CloudWatch" (Application Auto Scaling's identity-based policy examples).
+            for extra in ("cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"):
+                need.setdefault(extra, []).extend((t, f, f"{why} (its target-tracking alarms)") for t, f in
+                                                  required_resources(extra))
         if action == "s3:GetObject":
             # The code tells a missing key by NoSuchKey/404; without s3:ListBucket S3 answers 403 AccessDenied.
             need.setdefault("s3:ListBucket", []).extend(

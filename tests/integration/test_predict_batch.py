@@ -181,23 +181,27 @@ def container(tmp_path_factory):
 
 
 def play_transform_job(s3, container, lines_per_request: int = 2):
-    """What a Batch Transform job does with CreateTransformJob's request: split the input object by line, send
-    ``lines_per_request`` lines per request (MultiRecord), and assemble the answers one line per record."""
+    """What a Batch Transform job does with CreateTransformJob's request: every object under the input prefix (one
+    per instance), split by line, ``lines_per_request`` lines per request (MultiRecord), the answers assembled one
+    line per record into ``<object>.out`` under the output path."""
 
     def run(parsed, model, params=None, **_):
         request = params or {}
         source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-        bucket, key = source.removeprefix("s3://").split("/", 1)
-        lines = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines(keepends=True)
-        out = []
-        for start in range(0, len(lines), lines_per_request):
-            status, content_type, body = invoke(container, "".join(lines[start : start + lines_per_request])
-                                                .encode(), request["TransformInput"]["ContentType"],
-                                                request["TransformOutput"]["Accept"])
-            assert (status, content_type) == (200, "application/jsonlines"), body
-            out.append(body if body.endswith("\n") else body + "\n")
-        prefix = request["TransformOutput"]["S3OutputPath"].removeprefix(f"s3://{bucket}/")
-        s3.put_object(Bucket=bucket, Key=prefix + key.rsplit("/", 1)[-1] + ".out", Body="".join(out).encode())
+        bucket, prefix = source.removeprefix("s3://").split("/", 1)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+        assert keys, f"no input under {source}"
+        for key in keys:
+            lines = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines(keepends=True)
+            out = []
+            for start in range(0, len(lines), lines_per_request):
+                status, content_type, body = invoke(container, "".join(lines[start : start + lines_per_request])
+                                                    .encode(), request["TransformInput"]["ContentType"],
+                                                    request["TransformOutput"]["Accept"])
+                assert (status, content_type) == (200, "application/jsonlines"), body
+                out.append(body if body.endswith("\n") else body + "\n")
+            output = request["TransformOutput"]["S3OutputPath"].removeprefix(f"s3://{bucket}/")
+            s3.put_object(Bucket=bucket, Key=output + key.removeprefix(prefix) + ".out", Body="".join(out).encode())
 
     return run
 
@@ -229,8 +233,10 @@ def test_on_aws_a_batch_transform_job_runs_the_live_model_over_the_lines_and_its
     stubber = Stubber(sagemaker)
     expected = {
         "TransformJobName": ANY, "ModelName": "autobert-prod-v7", "BatchStrategy": "MultiRecord",
-        "MaxPayloadInMB": 6, "MaxConcurrentTransforms": 2,
-        "ModelClientConfig": {"InvocationsTimeoutInSeconds": 600, "InvocationsMaxRetries": 1},
+        "MaxPayloadInMB": 1, "MaxConcurrentTransforms": 2,
+        # A 1 MB request is hundreds of documents: the model server's 60 s default would fail it on a CPU instance.
+        "ModelClientConfig": {"InvocationsTimeoutInSeconds": 3600, "InvocationsMaxRetries": 1},
+        "Environment": {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600"},
         "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": ANY}},
                            "ContentType": "application/jsonlines", "CompressionType": "None", "SplitType": "Line"},
         "TransformOutput": {"S3OutputPath": ANY, "Accept": "application/jsonlines", "AssembleWith": "Line"},
@@ -253,14 +259,18 @@ def test_on_aws_a_batch_transform_job_runs_the_live_model_over_the_lines_and_its
         stubber.assert_no_pending_responses()
     [request] = calls
     job = request["TransformJobName"]
-    assert request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == \
-        f"s3://{BUCKET}/batch/{job}/input.jsonl"
+    assert request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/batch/{job}/input/"
     assert request["TransformOutput"]["S3OutputPath"] == f"s3://{BUCKET}/batch/{job}/output/"
-    # Only the rows the API would accept were sent; the job is recorded in the bucket.
-    sent = s3.get_object(Bucket=BUCKET, Key=f"batch/{job}/input.jsonl")["Body"].read().decode().splitlines()
-    assert [json.loads(line)["text"] for line in sent] == [t for i, t in enumerate(TEXTS, 1) if i not in BAD]
+    # Only the rows the API would accept were sent, in one part per instance (Batch Transform gives each instance
+    # whole objects); the job is recorded in the bucket.
+    parts = [s3.get_object(Bucket=BUCKET, Key=f"batch/{job}/input/part-{k:05d}.jsonl")["Body"].read().decode()
+             .splitlines() for k in range(2)]
+    assert [len(part) for part in parts] == [3, 2]
+    assert [json.loads(line)["text"] for line in parts[0] + parts[1]] == \
+        [t for i, t in enumerate(TEXTS, 1) if i not in BAD]
     record = store.get_json(f"batch/{job}/job.json")
-    assert (record["model_version"], record["rows"], record["request"]["ModelName"]) == ("v7", 5, "autobert-prod-v7")
+    assert (record["model_version"], record["rows"], record["parts"], record["request"]["ModelName"]) == \
+        ("v7", 5, 2, "autobert-prod-v7")
     lines = read_output(out)
     assert [line["row"] for line in lines] == list(range(1, len(TEXTS) + 1))
     assert {line["row"]: line["error"] for line in lines if "error" in line} == BAD
@@ -285,6 +295,35 @@ def test_on_aws_a_failed_job_is_one_line_with_its_reason(aws_batch, tmp_path):
         predict_batch(source, tmp_path / "out.jsonl", SageMakerBatchTransform(sagemaker, store, settings,
                                                                                poll_seconds=0), ModelRegistry(store))
     assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").read_text() == ""
+
+
+def test_on_aws_a_rerun_after_a_failed_job_starts_a_job_of_its_own(aws_batch, tmp_path):
+    """SageMaker never reuses a job name: the input's job that Failed stays Failed, so the rerun (same rows, same
+    version, same digest) starts the next name instead of following the dead one."""
+    s3, store, sagemaker, settings, calls = aws_batch
+    source = read_batch_input(write_input(tmp_path / "in.jsonl", TEXTS[:2]), settings)
+    stubber = Stubber(sagemaker)
+    stubber.add_client_error("create_transform_job", "ResourceInUse", "Job name must be unique within an AWS account "
+                             "and region, and a job with this name already exists")
+    common = {"TransformJobArn": "arn:aws:sagemaker:eu-west-1:1:transform-job/x", "ModelName": "autobert-prod-v7",
+              "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/k"}}},
+              "TransformResources": {"InstanceType": "ml.c5.2xlarge", "InstanceCount": 2},
+              "CreationTime": "2026-12-03T00:00:00Z"}
+    stubber.add_response("describe_transform_job", {**common, "TransformJobName": "a", "TransformJobStatus": "Failed",
+                                                    "FailureReason": "ClientError: out of memory"})
+    stubber.add_response("create_transform_job", {"TransformJobArn": common["TransformJobArn"]})
+    done = {**common, "TransformJobName": "b", "TransformJobStatus": "Completed"}
+    stubber.add_response("describe_transform_job", done)  # the waiter
+    stubber.add_response("describe_transform_job", done)
+    with stubber:
+        report = predict_batch(source, tmp_path / "out.jsonl", SageMakerBatchTransform(sagemaker, store, settings,
+                                                                                        poll_seconds=0),
+                               ModelRegistry(store))
+        stubber.assert_no_pending_responses()
+    first, second = (call["TransformJobName"] for call in calls)
+    assert second == first + "-2"
+    assert store.get_json(f"batch/{second}/job.json")["job"] == second
+    assert report.predicted == 2 and all("label" in line for line in read_output(tmp_path / "out.jsonl"))
 
 
 def test_the_container_answers_json_lines_one_prediction_per_line(container):

@@ -9,6 +9,7 @@ import tarfile
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from serving_helpers import load_module, rest_event, set_env
 from test_sagemaker_adapters import fill_gaps
 
@@ -16,6 +17,7 @@ from autobert import layout
 from autobert.adapters.s3_store import S3ObjectStore
 from autobert.config import REPO_ROOT
 from autobert.workflow.errors import DeploymentError
+from autobert.workflow.registry import ModelRegistry
 
 REPO_FUNCTIONS = __import__("pathlib").Path(__file__).resolve().parents[2] / "functions"
 BUCKET = "autobert-bucket"
@@ -87,6 +89,68 @@ def test_an_update_rolled_back_by_the_guardrails_fails_the_check(handlers, lambd
     state["deploy"] = h["update_endpoint"].lambda_handler(state, lambda_context)
     with pytest.raises(DeploymentError, match="rolled back"):
         h["check_endpoint"].lambda_handler(state, lambda_context)
+
+
+def scalable_targets(h) -> list:
+    client = h["check_endpoint"].services.deployer.autoscaling
+    return client.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+
+
+def test_a_rolled_back_instance_type_change_gets_the_old_fleet_its_scaling_back(handlers, lambda_context):
+    """An update to another instance type deregisters the variant first (AWS refuses it otherwise); when the
+    guardrails roll it back, the old fleet serves on and is registered again, not left at a fixed count."""
+    store, h = handlers
+    deployer = h["update_endpoint"].services.deployer
+    fill_gaps(deployer.client, [], rolled_back=True)
+    deployer.deploy("ab-old", "s3://autobert-bucket/models/ab-old/output/model.tar.gz")
+    h["check_endpoint"].services.deployer.ensure_scaling()
+    assert len(scalable_targets(h)) == 1
+    deployer.settings = deployer.settings.model_copy(update={"inference_instance_type": "ml.c5.xlarge"})
+    state = {"run_id": "r-3b", "gate": {"model_version": "ab-new", "model_uri": "s3://x/m.tar.gz"}}
+    state["deploy"] = h["update_endpoint"].lambda_handler(state, lambda_context)
+    assert scalable_targets(h) == []  # deregistered before the update
+    with pytest.raises(DeploymentError, match="rolled back"):
+        h["check_endpoint"].lambda_handler(state, lambda_context)
+    assert len(scalable_targets(h)) == 1
+
+
+def test_a_scaling_failure_after_the_swap_leaves_the_new_model_live_and_says_why(handlers, lambda_context):
+    store, h = handlers
+    deployer = h["update_endpoint"].services.deployer
+    fill_gaps(deployer.client, [])
+    deployer.deploy("ab-old", "s3://autobert-bucket/models/ab-old/output/model.tar.gz")
+    ModelRegistry(store).register("ab-new", status="candidate", model_uri="s3://x/m.tar.gz")
+
+    def denied(**_):
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform: "
+                                     "cloudwatch:PutMetricAlarm"}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+                          "PutScalingPolicy")
+
+    h["check_endpoint"].services.deployer.autoscaling.meta.events.register(
+        "before-call.application-autoscaling.PutScalingPolicy", denied)
+    state = {"run_id": "r-3c", "gate": {"model_version": "ab-new", "model_uri": "s3://x/m.tar.gz", "promote": True}}
+    state["deploy"] = h["update_endpoint"].lambda_handler(state, lambda_context)
+    out = h["check_endpoint"].lambda_handler(state, lambda_context)
+    assert out["status"] == "InService" and "AccessDeniedException" in out["scaling"]["error"]
+    assert store.get_json(layout.LIVE_MODEL)["version"] == "ab-new"
+    run = store.get_json(layout.run_record("r-3c"))
+    assert run["status"] == "succeeded" and "cloudwatch:PutMetricAlarm" in run["scaling_error"]
+
+
+def test_record_failure_never_rejects_the_version_the_endpoint_serves(handlers, lambda_context):
+    """A run that fails after its swap (CheckEndpoint's retries of a transient scaling error ran out) ends failed,
+    but the version it put on the endpoint stays live in the registry."""
+    store, h = handlers
+    registry = ModelRegistry(store)
+    registry.register("ab-new", status="candidate", model_uri="s3://x/m.tar.gz")
+    registry.mark_live("ab-new")
+    out = h["record_failure"].lambda_handler({"run_id": "r-3d", "gate": {"model_version": "ab-new", "promote": True},
+                                              "error": {"Error": "TransientError", "Cause": "PutScalingPolicy: "
+                                                        "ConcurrentUpdateException"}}, lambda_context)
+    assert out["error"] == "TransientError"
+    assert registry.get("ab-new")["status"] == "live" and registry.live()["version"] == "ab-new"
+    run = store.get_json(layout.run_record("r-3d"))
+    assert run["status"] == "failed" and run["live_version"] == "ab-new"
 
 
 def test_record_failure_keeps_the_cause_from_lambdas_error_document(handlers, lambda_context):

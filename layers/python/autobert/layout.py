@@ -9,7 +9,7 @@
     models/live.json                                                 {"version": ...} of the model serving now
     runs/<run_id>/run.json                                           one retraining run (training job name, result)
     code/sourcedir.tar.gz                                            training code for SageMaker
-    batch/<job>/{input.jsonl,job.json,output/input.jsonl.out}        a Batch Transform of `autobert predict-batch`
+    batch/<job>/{input/part-N.jsonl,job.json,output/part-N.jsonl.out}  a Batch Transform of `autobert predict-batch`
 """
 
 from __future__ import annotations

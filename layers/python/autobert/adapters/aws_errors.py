@@ -15,6 +15,7 @@ TRANSIENT_CODES = frozenset({
     "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException", "RequestLimitExceeded",
     "ProvisionedThroughputExceededException", "SlowDown", "ServiceUnavailable", "InternalFailure", "InternalError",
     "InternalServerError", "RequestTimeout", "RequestTimeoutException",
+    "ConcurrentUpdateException",  # Application Auto Scaling: another update of the scalable target is in flight
 })
 
 

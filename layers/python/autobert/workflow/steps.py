@@ -12,6 +12,7 @@ its best training job, whose model then takes the same Evaluate → UpdateEndpoi
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from contextlib import suppress
@@ -24,11 +25,13 @@ from autobert.bootstrap import Services
 from autobert.contracts import ENCODER_KINDS, HOLDOUT_REPORT_FILE, METRICS_FILE, MODEL_KIND, TRAINING_PROGRESS
 from autobert.ports import ObjectNotFound, ObjectStore, TrainingJobs, TrainingJobSpec, TuningJobs
 from autobert.tuning.records import load_defaults_record
-from autobert.workflow.errors import DeploymentError
+from autobert.workflow.errors import DeploymentError, TransientError, WorkflowError
 from autobert.workflow.gate import Margins, decide
 from autobert.workflow.registry import ModelRegistry, now_iso
 from autobert.workflow.runs import RunStore, UnknownRun
 from autobert.workflow.triggers import mark_served
+
+logger = logging.getLogger("autobert.workflow")
 
 
 def new_job_name() -> str:
@@ -264,13 +267,31 @@ def check_endpoint(services: Services, event: dict) -> dict:
     if status == "InService":
         current = services.deployer.serving_version() or deploy["model_version"]
         if current != deploy["model_version"]:
-            # The guardrails rolled the update back: the endpoint is healthy but serves the previous model.
+            # The guardrails rolled the update back: the endpoint is healthy but serves the previous model, whose
+            # scaling an update to another instance type had deregistered: it comes back first.
+            ensure_scaling(services, event["run_id"])
             raise DeploymentError(f"endpoint update to {deploy['model_version']} was rolled back; "
                                   f"{current} keeps serving")
-        scaling = services.deployer.ensure_scaling()  # before the run succeeds: a failure here is retried
+        # The endpoint serves the new model: the registry says so before anything else can fail.
         finish_promotion(services, event["run_id"], deploy["model_version"])
-        return {"status": status, "timed_out": False, "scaling": scaling}
+        return {"status": status, "timed_out": False, "scaling": ensure_scaling(services, event["run_id"])}
     return {"status": status, "timed_out": time.time() > deploy["deadline"]}
+
+
+def ensure_scaling(services: Services, run_id: str | None) -> dict | None:
+    """The endpoint's scaling as the settings say (``EndpointDeployer.ensure_scaling``: upserts, so a retried check
+    repeats it harmlessly). A transient error is raised for the state machine to retry; any other failure (a
+    permission, a limit) cannot undo the swap that happened: it is logged and kept on the run record
+    (``scaling_error``), and the endpoint serves at its configured instance count until the next promotion."""
+    try:
+        return services.deployer.ensure_scaling()
+    except TransientError:
+        raise
+    except WorkflowError as exc:
+        logger.warning("endpoint scaling not applied: %s", exc)
+        if run_id:
+            RunStore(services.store).update(run_id, scaling_error=str(exc))
+        return {"error": str(exc)}
 
 
 def finish_promotion(services: Services, run_id: str | None, version: str) -> None:
@@ -287,9 +308,11 @@ def record_failure(services: Services, event: dict) -> dict:
         cause = json.loads(cause).get("errorMessage", cause)  # document; keep just its message
     gate = event.get("gate") or {}
     version = gate.get("model_version")
-    if version and gate.get("promote"):
-        ModelRegistry(services.store).set_status(version, "rejected", deploy_error=f"{name}: {cause}")
     live = ModelRegistry(services.store).live()
+    # A version the endpoint already serves (the run failed after the swap) stays live, whatever failed after it.
+    if version and gate.get("promote") and not (live and live["version"] == version):
+        ModelRegistry(services.store).set_status(version, "rejected", deploy_error=f"{name}: {cause}")
+        live = ModelRegistry(services.store).live()
     RunStore(services.store).update(event["run_id"], status="failed", error=name, cause=cause,
                                     live_version=live["version"] if live else None)
     return {"error": name, "cause": cause}
