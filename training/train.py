@@ -118,6 +118,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Stop after this many epochs without a better validation macro-F1 (0 = off).")
     p.add_argument("--fusion", type=str2bool, default=True,
                    help="Train a TF-IDF linear model too and fuse it with BERT (weight chosen on validation).")
+    p.add_argument("--linear-refit", type=str2bool, default=True,
+                   help="Once validation has chosen the fusion weight and temperature, fit the saved TF-IDF model "
+                        "again on the training and validation documents together (the reports keep the scores of "
+                        "the one that never saw validation).")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                    help="Autocast precision; auto = bf16 on GPUs of compute capability >= 8 (Ampere+) and on CPUs "
                         "where bf16 measures faster than fp32 (autobert.modeling.cpu_bf16_speedup), fp16 with loss "
@@ -875,6 +879,7 @@ def train_bert(args: argparse.Namespace, dist: Distributed) -> dict:
             meta.fusion_weight, meta.fusion_temperature = 0.5, 5.0
     report = split_reports(meta, linear, labels, (("validation", val_df, val_probs, y_val),
                                                   ("test", test_df, test_probs, y_test)))
+    linear = refit_linear(args, linear, (train_df, y_train), (val_df, y_val), test_df, label_ids)
     save_model_folder(Path(args.model_dir), model.cpu(), tokenizer, labels, meta, linear)
     training = {
         "samples": samples, "steps": step, "epochs_run": len(history), "best_epoch": best_epoch,
@@ -906,6 +911,7 @@ def train_linear(args: argparse.Namespace) -> dict:
                      fusion_weight=1.0, fusion_temperature=temperature)
     report = split_reports(meta, linear, labels, (("validation", val_df, None, y_val),
                                                   ("test", test_df, None, y_test)))
+    linear = refit_linear(args, linear, (train_df, y_train), (val_df, y_val), test_df, label_ids)
     save_model_folder(Path(args.model_dir), None, None, labels, meta, linear)
     training = {
         "samples": len(train_df), "steps": 0, "epochs_run": 0, "best_epoch": 0,
@@ -937,6 +943,21 @@ def fit_linear(args: argparse.Namespace, train_df: pd.DataFrame, y_train: np.nda
         texts = texts + extra["text"].astype(str).tolist()
         y_linear = np.concatenate([y_train, extra["label"].astype(str).map(label_ids).to_numpy(dtype=np.int64)])
     return LinearTextModel.fit(texts, y_linear, len(label_ids), seed=args.seed)
+
+
+def refit_linear(args: argparse.Namespace, linear: LinearTextModel | None, train: tuple[pd.DataFrame, np.ndarray],
+                 validation: tuple[pd.DataFrame, np.ndarray], test_df: pd.DataFrame,
+                 label_ids: dict[str, int]) -> LinearTextModel | None:
+    """The TF-IDF model to save (``--linear-refit``): once validation has chosen the fusion weight and temperature
+    (or a linear model's temperature), fitted again on the training and validation documents together. The part of
+    the model that reads every word gets the validation split's documents too (10 % more data: on the temporal split
+    its accuracy 0.901 -> 0.906, the served model's 0.920 -> 0.924, README); the internal test split stays out, and
+    the validation and test reports above are those of the model that never saw validation."""
+    (train_df, y_train), (val_df, y_val) = train, validation
+    if linear is None or not args.linear_refit or val_df.empty:
+        return linear
+    both = pd.concat([train_df, val_df], ignore_index=True)
+    return fit_linear(args, both, np.concatenate([y_train, y_val]), (test_df,), label_ids)
 
 
 def split_reports(meta: ModelMeta, linear: LinearTextModel | None, labels: list[str], splits) -> dict:

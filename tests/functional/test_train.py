@@ -114,6 +114,42 @@ def test_the_linear_kind_writes_a_servable_model_folder_without_any_encoder(trai
     assert metrics["holdout"]["candidate"]["accuracy"] == pytest.approx(np.mean(predicted == df["label"]))
 
 
+def test_the_saved_linear_model_is_refit_with_the_validation_documents_after_they_chose_its_settings(tmp_path):
+    """``--linear-refit`` (default): the validation split first chooses the temperature (the fusion weight), then
+    the saved TF-IDF model is fitted on training + validation documents; the internal test split stays out, and the
+    reports are those of the model that never saw validation. Each pair word here is in exactly two documents, so it
+    reaches the vocabulary (min_df 2) only when both of its documents are fitted."""
+    from autobert.data import export_dataset, preprocess
+    from autobert.linear import VOCAB_FILE
+
+    rows = [(f"{label}/{k}", f"{label} news {label}story pair{label}x{k // 2} only{label}{k} words here", label)
+            for label in ("alpha", "beta") for k in range(40)]
+    df, labels, _ = preprocess(pd.DataFrame(rows, columns=["id", "text", "label"]), min_class_count=5)
+    channel = export_dataset(df, labels, tmp_path / "channel")
+    runs = {}
+    for refit in ("true", "false"):
+        out = tmp_path / refit
+        assert train.main(["--model-kind", "linear", "--train", str(channel), "--model-dir", str(out / "model"),
+                           "--output-data-dir", str(out / "output"), "--linear-refit", refit,
+                           "--progress", "false"]) == 0
+        vocabulary = json.loads((out / "model" / "linear" / VOCAB_FILE).read_text())["vocabulary"]
+        runs[refit] = ({w for w in vocabulary if w.startswith("pair")},
+                       json.loads((out / "output" / "metrics.json").read_text()))
+    _, train_part, val_part, test_part = train.load_splits(train.parse_args([
+        "--model-kind", "linear", "--train", str(channel), "--model-dir", str(tmp_path / "x")]))
+
+    def pairs(*frames) -> set[str]:
+        """The pair words both of whose documents are in ``frames``."""
+        words = [w for frame in frames for text in frame["text"] for w in text.split() if w.startswith("pair")]
+        return {w for w in set(words) if words.count(w) == 2}
+
+    assert runs["false"][0] == pairs(train_part)
+    assert runs["true"][0] == pairs(train_part, val_part) > pairs(train_part)
+    # The reports are the validation-blind model's, the same in both runs.
+    assert runs["true"][1]["validation"] == runs["false"][1]["validation"]
+    assert runs["true"][1]["test"] == runs["false"][1]["test"]
+
+
 def test_a_linear_model_cannot_be_warm_started_from_and_a_linear_run_continues_no_model(
         trained_linear, small_dataset, tiny_bert, tmp_path, capsys):
     base = ["--train", str(small_dataset), "--model-dir", str(tmp_path / "m"), "--progress", "false"]

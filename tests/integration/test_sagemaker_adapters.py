@@ -179,7 +179,7 @@ def test_autoscaling_is_registered_once_in_service_and_survives_a_model_swap(aws
     calls: list = []
     client, deployer = deployed_ab_1(settings, calls)
     assert scaling() == ([], [])  # nothing scales before the endpoint is InService
-    assert deployer.ensure_scaling() == {"min": 1, "max": 4, "target_invocations_per_instance": 1500.0}
+    assert deployer.ensure_scaling() == {"min": 1, "max": 4, "target_invocations_per_instance": 100.0}
     [target], [policy] = scaling()
     assert (target["ResourceId"], target["ScalableDimension"]) == ("endpoint/autobert/variant/AllTraffic",
                                                                    "sagemaker:variant:DesiredInstanceCount")
@@ -188,7 +188,7 @@ def test_autoscaling_is_registered_once_in_service_and_survives_a_model_swap(aws
     assert policy["PolicyType"] == "TargetTrackingScaling"
     assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == \
         "SageMakerVariantInvocationsPerInstance"
-    assert tracking["TargetValue"] == 1500 and tracking["ScaleInCooldown"] > tracking["ScaleOutCooldown"]
+    assert tracking["TargetValue"] == 100 and tracking["ScaleInCooldown"] > tracking["ScaleOutCooldown"]
     # A new model on the same variant and instance type: the registration stays, the scaled count is retained.
     deployer.deploy("ab-2", "s3://autobert-bucket/models/ab-2/output/model.tar.gz")
     [(_, params)] = calls

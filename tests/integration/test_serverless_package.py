@@ -158,7 +158,7 @@ def test_every_route_requires_an_api_key_and_cors_is_off(resources):
 
 def test_the_usage_plan_throttles_and_has_a_quota_and_holds_the_key(resources):
     [plan] = of_type(resources, "AWS::ApiGateway::UsagePlan").values()
-    assert plan["Properties"]["Throttle"] == {"RateLimit": 160, "BurstLimit": 320}  # the endpoint's most capacity
+    assert plan["Properties"]["Throttle"] == {"RateLimit": 10, "BurstLimit": 20}  # the endpoint's most capacity
     assert plan["Properties"]["Quota"] == {"Limit": 100000, "Period": "MONTH"}
     [key] = of_type(resources, "AWS::ApiGateway::UsagePlanKey").values()
     assert key["Properties"]["KeyId"] == {"Ref": "ApiGatewayApiKey1"}
@@ -167,7 +167,7 @@ def test_the_usage_plan_throttles_and_has_a_quota_and_holds_the_key(resources):
 def test_request_size_limits_reach_the_handlers(resources):
     _, predict = function_named(resources, "functions/predict.lambda_handler")
     env = predict["Properties"]["Environment"]["Variables"]
-    assert env["AUTOBERT_MAX_TEXT_CHARS"] == str(MAX_TEXT_CHARS) and env["AUTOBERT_MAX_BATCH"] == "64"
+    assert env["AUTOBERT_MAX_TEXT_CHARS"] == str(MAX_TEXT_CHARS) and env["AUTOBERT_MAX_BATCH"] == "16"
 
 
 # --------------------------------------------------------------------------------------------------------- bucket

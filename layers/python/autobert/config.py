@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     endpoint_max_instances: int = Field(4, ge=1, description="SageMaker endpoint autoscaling: the most instances. "
                                         "Above inference_instance_count, Application Auto Scaling tracks "
                                         "endpoint_target_invocations (docs/deploy.md, capacity model); equal: off.")
-    endpoint_target_invocations: float = Field(1500, gt=0, description="Autoscaling target: invocations per "
+    endpoint_target_invocations: float = Field(100, gt=0, description="Autoscaling target: invocations per "
                                                "instance per minute (SageMakerVariantInvocationsPerInstance).")
     endpoint_scale_in_cooldown: int = Field(600, ge=0, description="Autoscaling: seconds after a scale-in before "
                                             "another (long: traffic dips are not followed at once).")
