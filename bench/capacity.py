@@ -76,13 +76,34 @@ def forward_rate(config_args: dict, tokens: int, batch: int = 16, seconds: float
     return done / (time.perf_counter() - start)
 
 
+def single_request_latency(config_args: dict, tokens: int, requests: int = 30) -> dict:
+    """p50/p99 milliseconds of one document alone (batch 1, full ``tokens``), fp32, after a warm-up request."""
+    import numpy as np
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**config_args, num_labels=20)).eval()
+    ids = torch.randint(1000, 20000, (1, tokens))
+    samples = []
+    with torch.inference_mode():
+        for i in range(requests + 1):
+            start = time.perf_counter()
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+            if i:
+                samples.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": round(float(np.percentile(samples, 50)), 1), "p99_ms": round(float(np.percentile(samples, 99)),
+                                                                                   1)}
+
+
 def deployed_scaling() -> dict:
     """How many times slower the deployed default is than the local default, per document, timed here."""
     (local_name, local_args, local_tokens), (name, args, tokens) = LOCAL_DEFAULT, DEPLOYED_DEFAULT
     local_rate, rate = forward_rate(local_args, local_tokens), forward_rate(args, tokens)
     return {"cpu": cpu_model(), "precision": "fp32", "batch": 16,
             "local_default": {"model": local_name, "tokens": local_tokens, "docs_per_s": round(local_rate, 2)},
-            "deployed_default": {"model": name, "tokens": tokens, "docs_per_s": round(rate, 2)},
+            "deployed_default": {"model": name, "tokens": tokens, "docs_per_s": round(rate, 2),
+                                 "one_request_alone": single_request_latency(args, tokens)},
             "slowdown": round(local_rate / rate, 2)}
 
 
@@ -104,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     instances = {}
     for name, (vcpus, price) in PRICES.items():
         capacity = per_core * vcpus
+        alone = scaling["deployed_default"]["one_request_alone"] if scaling else None
         instances[name] = {"vcpus": vcpus, "usd_per_hour": price, "requests_per_s": round(capacity, 1),
+                           # one request on an idle instance: this machine's latency, shorter with more vCPUs only as
+                           # far as one forward pass parallelises (linear scaling assumed: a lower bound)
+                           **({"latency_one_request_ms": {k: round(v * cores / vcpus) for k, v in alone.items()}}
+                              if alone else {}),
                            "target_invocations_per_minute": round(TARGET_UTILISATION * capacity * 60, -1),
                            "cost": {}}
         for rate in RATES:
@@ -139,16 +165,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{scaling['local_default']['tokens']} tokens {scaling['local_default']['docs_per_s']} docs/s, "
               f"{scaling['deployed_default']['model']} at {scaling['deployed_default']['tokens']} tokens "
               f"{scaling['deployed_default']['docs_per_s']} docs/s: x{slowdown} slower.")
-    print(f"{results['model']}: {per_core:.2f} req/s per core (p50 {latency['p50_ms']:.0f} ms, p99 "
-          f"{latency['p99_ms']:.0f} ms under the burst).\n")
-    print("| instance | vCPUs | est. req/s | target (invocations/min) | $/h | " +
+    print(f"{results['model']}: {per_core:.2f} req/s per core (under the {burst['clients']}-client burst on "
+          f"{cores} cores, queueing included: p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms).\n")
+    print("| instance | vCPUs | est. req/s | est. p50 / p99 ms, one request | target (invocations/min) | $/h | " +
           " | ".join(f"{r} req/s: instances, $/M" for r in RATES) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(RATES))
+    print("|---|---|---|---|---|---|" + "---|" * len(RATES))
     for name, row in instances.items():
         cells = " | ".join(f"{row['cost'][str(r)]['instances']}, {row['cost'][str(r)]['usd_per_million']:.2f}"
                            for r in RATES)
-        print(f"| {name} | {row['vcpus']} | {row['requests_per_s']} | {row['target_invocations_per_minute']:.0f} | "
-              f"{row['usd_per_hour']} | {cells} |")
+        one = row.get("latency_one_request_ms")
+        latency_cell = f"{one['p50_ms']} / {one['p99_ms']}" if one else "-"
+        print(f"| {name} | {row['vcpus']} | {row['requests_per_s']} | {latency_cell} | "
+              f"{row['target_invocations_per_minute']:.0f} | {row['usd_per_hour']} | {cells} |")
     print(f"\nServerless (2 GB): ${serverless_per_million:.2f} per million; cheaper than one {smallest} running all "
           f"the time below {break_even:.1f} req/s on average.")
     print(f"written to {args.out}")
