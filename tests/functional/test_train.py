@@ -289,8 +289,11 @@ def test_a_warm_start_channel_holding_sagemakers_model_tar_gz_is_unpacked(traine
     assert json.loads((tmp_path / "warm" / "metrics.json").read_text())["init_model"] == str(channel)
 
 
-def test_the_linear_model_also_fits_the_fusion_channel_but_never_the_held_out_splits(tiny_bert, small_dataset,
-                                                                                    tmp_path):
+@pytest.mark.parametrize("refit", ["true", "false"])
+def test_the_linear_model_also_fits_the_fusion_channel_and_the_validation_split_only_in_its_refit(
+        tiny_bert, small_dataset, tmp_path, refit):
+    """The fusion channel's documents reach the linear model; the validation split's only in the refit done after
+    it chose the fusion settings (``--linear-refit``; the internal test split never: see the refit test above)."""
     df = pd.read_parquet(small_dataset / "dataset.parquet")
     channel = tmp_path / "train"
     channel.mkdir()
@@ -306,10 +309,11 @@ def test_the_linear_model_also_fits_the_fusion_channel_but_never_the_held_out_sp
     pd.concat([df, only_in_fusion, val]).to_parquet(fusion / "d.parquet")
     assert train.main(["--model-name", str(tiny_bert), "--train", str(channel), "--validation", str(validation),
                        "--fusion-data", str(fusion), "--model-dir", str(tmp_path / "m"), "--epochs", "1",
-                       "--max-length", "32", "--progress", "false", "--test-fraction", "0"]) == 0
+                       "--max-length", "32", "--progress", "false", "--test-fraction", "0",
+                       "--linear-refit", refit]) == 0
     vocabulary = json.loads((tmp_path / "m" / "linear" / "vocabulary.json").read_text())["vocabulary"]
     assert "zyxwordfusion" in vocabulary
-    assert "qqvalidationonly" not in vocabulary
+    assert ("qqvalidationonly" in vocabulary) == (refit == "true")
 
 
 def test_a_new_label_starts_from_its_documents_features_not_from_noise(trained, small_dataset, newsgroups):
