@@ -44,8 +44,12 @@ MAX_ATTEMPTS = 20  # names tried for one input before giving up: a job that keep
 ENDED_UNSUCCESSFULLY = ("Failed", "Stopped")
 
 
-def job_name(version: str, body: bytes, attempt: int = 1) -> str:
-    name = "ab-batch-" + hashlib.sha256(version.encode() + b"\0" + body).hexdigest()[:20]
+def job_name(version: str, body: bytes) -> str:
+    return "ab-batch-" + hashlib.sha256(version.encode() + b"\0" + body).hexdigest()[:20]
+
+
+def attempt_name(name: str, attempt: int) -> str:
+    """The job name of the ``attempt``-th job over one input: the name itself, then ``-2``, ``-3`` ..."""
     return name if attempt == 1 else f"{name}-{attempt}"
 
 
@@ -99,11 +103,11 @@ class SageMakerBatchTransform:
     def predict(self, texts: list[str], version: str, top_k: int | None) -> Iterator[list[dict[str, Any]]]:
         extra = {"top_k": top_k} if top_k else {}
         lines = [json.dumps({"text": t, **extra}) + "\n" for t in texts]
-        body = "".join(lines).encode()
+        name = job_name(version, "".join(lines).encode())
         model_name = SageMakerEndpointDeployer(self.client, self.settings).resource_name(version)
         parts = input_parts(lines, self.settings.batch_instance_count)
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            job = job_name(version, body, attempt)
+            job = attempt_name(name, attempt)
             if self.start(job, model_name, parts, version, len(texts)):
                 break
             status = self.client.describe_transform_job(TransformJobName=job)["TransformJobStatus"]

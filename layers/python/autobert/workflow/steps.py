@@ -308,11 +308,12 @@ def record_failure(services: Services, event: dict) -> dict:
         cause = json.loads(cause).get("errorMessage", cause)  # document; keep just its message
     gate = event.get("gate") or {}
     version = gate.get("model_version")
-    live = ModelRegistry(services.store).live()
+    registry = ModelRegistry(services.store)
+    live = registry.live()
     # A version the endpoint already serves (the run failed after the swap) stays live, whatever failed after it.
     if version and gate.get("promote") and not (live and live["version"] == version):
-        ModelRegistry(services.store).set_status(version, "rejected", deploy_error=f"{name}: {cause}")
-        live = ModelRegistry(services.store).live()
+        registry.set_status(version, "rejected", deploy_error=f"{name}: {cause}")
+        live = registry.live()
     RunStore(services.store).update(event["run_id"], status="failed", error=name, cause=cause,
                                     live_version=live["version"] if live else None)
     return {"error": name, "cause": cause}
