@@ -8,10 +8,12 @@ by side in one run, for TF-IDF + linear SVM, BERT alone and the served (fused) m
 Both splits hold out 20 % of the 20NG train split as the test set: ``random`` a stratified sample (seed 42),
 ``temporal`` the newest 20 % (``autobert.data.temporal_split``: by each message's ``Date:`` header, or, where the
 distribution stripped it, by Usenet article number within each group, which a server assigns in arrival order). On
-each split the same training part feeds TF-IDF + linear SVM (``LinearTextModel``, the served model's linear half) and
-the real local training job (``training/train.py``: 10 % of the training part for validation, no internal test
-split), whose model is scored on the test part twice: BERT alone, and as the endpoint serves it (BERT fused with its
-TF-IDF model). ``--max-train-samples`` caps the training documents of both models alike.
+each split the same training part feeds TF-IDF + linear SVM (``LinearTextModel`` on word unigrams,
+``BASELINE_FEATURES``: the classic baseline) and the real local training job (``training/train.py``: 10 % of the
+training part for validation, no internal test split), whose model is scored on the test part three times: BERT
+alone, its linear half alone (``SERVED_FEATURES``: word 1-2-grams and character 3-5-grams; it shows how much of the
+lead is the richer features' and how much BERT's), and as the endpoint serves it (BERT fused with that linear half).
+``--max-train-samples`` caps the training documents of both models alike.
 
 Printed and written to ``bench/results/train_quality.json`` (``train_quality.smoke.json`` with small settings):
 accuracy and macro-F1 per model and split, the served model's lead over TF-IDF + SVM on the temporal split (target:
@@ -43,7 +45,7 @@ from train import stratified_split  # noqa: E402  (the very split the training j
 
 from autobert.config import get_settings  # noqa: E402
 from autobert.data import DATASET_FILE, prepare, read_dataset, temporal_split  # noqa: E402
-from autobert.linear import LinearTextModel  # noqa: E402
+from autobert.linear import BASELINE_FEATURES, LinearTextModel  # noqa: E402
 from autobert.metrics import summary  # noqa: E402
 from autobert.modeling import TextClassifier  # noqa: E402
 
@@ -76,7 +78,8 @@ def ordered_by(df: pd.DataFrame) -> str:
 def baseline(train: pd.DataFrame, test: pd.DataFrame, labels: list[str]) -> dict:
     ids = {label: i for i, label in enumerate(labels)}
     start = time.perf_counter()
-    model = LinearTextModel.fit(train["text"].tolist(), train["label"].map(ids).to_numpy(), len(labels), seed=SEED)
+    model = LinearTextModel.fit(train["text"].tolist(), train["label"].map(ids).to_numpy(), len(labels),
+                                features=BASELINE_FEATURES, seed=SEED)
     fit_seconds = time.perf_counter() - start
     pred = model.decision_function(test["text"].tolist()).argmax(1)
     return {**summary(test["label"].map(ids).to_numpy(), pred), "fit_seconds": round(fit_seconds, 2),
@@ -110,6 +113,7 @@ def score(model_dir: Path, test: pd.DataFrame) -> dict:
     served = model.predict_proba(texts).argmax(1)
     seconds = time.perf_counter() - start
     return {"bert_alone": summary(y, model.bert_probs(texts).argmax(1)),
+            "linear_half_alone": summary(y, model.linear.decision_function(texts).argmax(1)),
             "served_fused": {**summary(y, served), "predict_docs_per_second": round(len(texts) / seconds, 1)},
             "fusion": {"weight": model.meta.fusion_weight, "temperature": model.meta.fusion_temperature}}
 
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'split':<9} {'model':<22} {'accuracy':>9} {'macro-F1':>9}")
     for name, r in result["splits"].items():
         for label, key in (("TF-IDF + linear SVM", "tfidf_linear_svm"), ("BERT alone", "bert_alone"),
-                           ("served (fused)", "served_fused")):
+                           ("served linear half", "linear_half_alone"), ("served (fused)", "served_fused")):
             print(f"{name:<9} {label:<22} {r[key]['accuracy']:>9.4f} {r[key]['macro_f1']:>9.4f}")
         t = r["training"]
         print(f"{name:<9} training: {t['samples_per_second']:.1f} samples/s at {args.max_length} tokens, precision "

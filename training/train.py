@@ -47,7 +47,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from autobert.contracts import HOLDOUT_REPORT_FILE, METRICS_FILE, MODEL_KINDS, PROGRESS_SECONDS
 from autobert.data import read_dataset
 from autobert.errors import AutobertError, DataError, ModelLoadError, TrainingConfigError
-from autobert.linear import LinearTextModel
+from autobert.linear import FEATURE_SETS, LinearTextModel
 from autobert.metrics import classification_report, paired_class_errors, summary
 from autobert.modeling import (
     LABELS_FILE,
@@ -118,6 +118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="Stop after this many epochs without a better validation macro-F1 (0 = off).")
     p.add_argument("--fusion", type=str2bool, default=True,
                    help="Train a TF-IDF linear model too and fuse it with BERT (weight chosen on validation).")
+    p.add_argument("--linear-features", choices=tuple(FEATURE_SETS), default=None,
+                   help="The TF-IDF model's features (autobert.linear.FEATURE_SETS): 'words' (unigrams; fits in "
+                        "seconds) or 'words+chars' (word 1-2-grams and character 3-5-grams: ~1 point more accurate "
+                        "on new data, 48 s to fit 9,000 documents). Default: 'words' for --model-kind linear (a "
+                        "first answer fast), 'words+chars' for bert.")
     p.add_argument("--linear-refit", type=str2bool, default=True,
                    help="Once validation has chosen the fusion weight and temperature, fit the saved TF-IDF model "
                         "again on the training and validation documents together (the reports keep the scores of "
@@ -158,6 +163,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args, unknown = p.parse_known_args(argv)
     if unknown:
         logger.info("ignoring unknown arguments: %s", " ".join(unknown))
+    if args.linear_features is None:
+        args.linear_features = "words" if args.model_kind == "linear" else "words+chars"
     validate_args(args)
     return args
 
@@ -942,7 +949,8 @@ def fit_linear(args: argparse.Namespace, train_df: pd.DataFrame, y_train: np.nda
         extra = extra[extra["label"].astype(str).isin(label_ids) & ~extra["text"].isin(excluded)]
         texts = texts + extra["text"].astype(str).tolist()
         y_linear = np.concatenate([y_train, extra["label"].astype(str).map(label_ids).to_numpy(dtype=np.int64)])
-    return LinearTextModel.fit(texts, y_linear, len(label_ids), seed=args.seed)
+    return LinearTextModel.fit(texts, y_linear, len(label_ids), features=FEATURE_SETS[args.linear_features],
+                               seed=args.seed)
 
 
 def refit_linear(args: argparse.Namespace, linear: LinearTextModel | None, train: tuple[pd.DataFrame, np.ndarray],

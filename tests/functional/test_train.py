@@ -132,7 +132,8 @@ def test_the_saved_linear_model_is_refit_with_the_validation_documents_after_the
         assert train.main(["--model-kind", "linear", "--train", str(channel), "--model-dir", str(out / "model"),
                            "--output-data-dir", str(out / "output"), "--linear-refit", refit,
                            "--progress", "false"]) == 0
-        vocabulary = json.loads((out / "model" / "linear" / VOCAB_FILE).read_text())["vocabulary"]
+        (words,) = json.loads((out / "model" / "linear" / VOCAB_FILE).read_text())["vectorizers"]
+        vocabulary = words["vocabulary"]
         runs[refit] = ({w for w in vocabulary if w.startswith("pair")},
                        json.loads((out / "output" / "metrics.json").read_text()))
     _, train_part, val_part, test_part = train.load_splits(train.parse_args([
@@ -311,7 +312,10 @@ def test_the_linear_model_also_fits_the_fusion_channel_and_the_validation_split_
                        "--fusion-data", str(fusion), "--model-dir", str(tmp_path / "m"), "--epochs", "1",
                        "--max-length", "32", "--progress", "false", "--test-fraction", "0",
                        "--linear-refit", refit]) == 0
-    vocabulary = json.loads((tmp_path / "m" / "linear" / "vocabulary.json").read_text())["vocabulary"]
+    vectorizers = json.loads((tmp_path / "m" / "linear" / "vocabulary.json").read_text())["vectorizers"]
+    # a BERT run's linear half reads words and character n-grams (a linear-only model words alone: the test above)
+    assert [v["params"]["analyzer"] for v in vectorizers] == ["word", "char_wb"]
+    vocabulary = vectorizers[0]["vocabulary"]
     assert "zyxwordfusion" in vocabulary
     assert ("qqvalidationonly" in vocabulary) == (refit == "true")
 
