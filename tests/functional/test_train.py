@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -211,6 +212,24 @@ def test_warm_start_grows_the_head_for_a_new_label_and_keeps_old_rows(trained, s
         assert evaluation["paired"][label] == expected, label
 
 
+@pytest.mark.parametrize("keep", ["true", "false"])
+def test_a_warm_start_keeps_the_init_models_fusion_settings_unless_told_to_choose_them(trained, small_dataset,
+                                                                                       tmp_path, keep):
+    """``--keep-init-fusion`` (default): the weight and temperature the init model chose on documents it had never
+    seen stay; a warm start's validation sample comes from documents the init model trained on. The init's weight
+    is set off the search grid (multiples of 0.05), so a chosen one cannot equal it."""
+    init = tmp_path / "init"
+    shutil.copytree(trained / "model", init)
+    meta = json.loads((init / "autobert.json").read_text())
+    (init / "autobert.json").write_text(json.dumps({**meta, "fusion_weight": 0.737, "fusion_temperature": 3.0}))
+    assert train.main(["--init-model", str(init), "--train", str(small_dataset), "--model-dir", str(tmp_path / "warm"),
+                       "--epochs", "1", "--progress", "false", "--max-length", "32",
+                       "--keep-init-fusion", keep]) == 0
+    warm = json.loads((tmp_path / "warm" / "autobert.json").read_text())
+    kept = (warm["fusion_weight"], warm["fusion_temperature"]) == (0.737, 3.0)
+    assert kept == (keep == "true")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--model-name", "/no/such/model"], "--model-name /no/such/model: cannot load model"),
     (["--learning-rate", "5"], "--learning-rate must be in (0, 1)"),
@@ -253,7 +272,6 @@ def test_the_stratified_split_is_deterministic_and_keeps_rare_labels_for_trainin
 
 def test_on_sagemaker_the_model_artifact_carries_the_serving_code(tiny_bert, small_dataset, tmp_path):
     """SageMaker's source dir puts train.py, autobert/ and inference/ side by side: the model gets code/."""
-    import shutil
 
     src = tmp_path / "sourcedir"
     src.mkdir()
