@@ -37,13 +37,13 @@ def make_linear_model_folder(folder: Path, version: str, labels: list[str] | Non
     TF-IDF linear model fit on a few texts per label."""
     import numpy as np
 
-    from autobert.linear import LinearTextModel
+    from autobert.linear import BASELINE_FEATURES, LinearTextModel
     from autobert.modeling import ModelMeta, save_model_folder
 
     labels = labels or LABELS
     texts = [f"{label.replace('.', ' ')} text number {i}" for label in labels for i in range(3)]
     y = np.repeat(np.arange(len(labels)), 3)
-    linear = LinearTextModel.fit(texts, y, len(labels))
+    linear = LinearTextModel.fit(texts, y, len(labels), features=BASELINE_FEATURES)  # as train.py fits this kind
     meta = ModelMeta(model_version=version, base_model="tfidf-linear-svm", kind="linear", fusion_weight=1.0,
                      fusion_temperature=5.0)
     save_model_folder(folder, None, None, labels, meta, linear)

@@ -212,22 +212,22 @@ def test_warm_start_grows_the_head_for_a_new_label_and_keeps_old_rows(trained, s
         assert evaluation["paired"][label] == expected, label
 
 
-@pytest.mark.parametrize("keep", ["true", "false"])
-def test_a_warm_start_keeps_the_init_models_fusion_settings_unless_told_to_choose_them(trained, small_dataset,
-                                                                                       tmp_path, keep):
+@pytest.mark.parametrize(("options", "kept"), [([], True), (["--keep-init-fusion", "false"], False),
+                                              (["--linear-features", "words"], False)])
+def test_a_warm_start_keeps_the_init_models_fusion_settings_unless_they_no_longer_fit(trained, small_dataset,
+                                                                                      tmp_path, options, kept):
     """``--keep-init-fusion`` (default): the weight and temperature the init model chose on documents it had never
-    seen stay; a warm start's validation sample comes from documents the init model trained on. The init's weight
-    is set off the search grid (multiples of 0.05), so a chosen one cannot equal it."""
+    seen stay (a warm start's validation sample comes from documents the init model trained on), unless told to
+    choose, or unless this run's TF-IDF half reads another feature set than the init's (``words+chars``). The
+    init's weight is set off the search grid (multiples of 0.05), so a chosen one cannot equal it."""
     init = tmp_path / "init"
     shutil.copytree(trained / "model", init)
     meta = json.loads((init / "autobert.json").read_text())
     (init / "autobert.json").write_text(json.dumps({**meta, "fusion_weight": 0.737, "fusion_temperature": 3.0}))
     assert train.main(["--init-model", str(init), "--train", str(small_dataset), "--model-dir", str(tmp_path / "warm"),
-                       "--epochs", "1", "--progress", "false", "--max-length", "32",
-                       "--keep-init-fusion", keep]) == 0
+                       "--epochs", "1", "--progress", "false", "--max-length", "32", *options]) == 0
     warm = json.loads((tmp_path / "warm" / "autobert.json").read_text())
-    kept = (warm["fusion_weight"], warm["fusion_temperature"]) == (0.737, 3.0)
-    assert kept == (keep == "true")
+    assert ((warm["fusion_weight"], warm["fusion_temperature"]) == (0.737, 3.0)) == kept
 
 
 @pytest.mark.parametrize(("args", "message"), [

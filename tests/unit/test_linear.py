@@ -41,8 +41,10 @@ def test_a_saved_model_loads_back_scoring_the_same_and_holds_no_pickle(tmp_path)
     model.save(tmp_path)
     loaded = LinearTextModel.load(tmp_path)
 
-    probe = ["encrypted hockey", "a car with an engine", "nothing known here"]
+    # repeated and capitalised words: a loaded model must still lowercase and damp term counts (sublinear_tf)
+    probe = ["encrypted hockey", "Hockey hockey HOCKEY car", "a car with an engine", "nothing known here"]
     np.testing.assert_allclose(loaded.decision_function(probe), model.decision_function(probe), rtol=1e-6)
+    assert loaded.feature_set == model.feature_set == "words+chars"
     assert (loaded.decision_function(probe)[:, 3] == -10).all()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([VOCAB_FILE, ARRAYS_FILE])
     saved = json.loads((tmp_path / VOCAB_FILE).read_text())["vectorizers"]
@@ -61,7 +63,9 @@ def test_a_model_saved_with_one_word_vectorizer_before_the_feature_sets_still_lo
 
     loaded = LinearTextModel.load(tmp_path)
 
-    np.testing.assert_allclose(loaded.decision_function(TEXTS), words.decision_function(TEXTS), rtol=1e-6)
+    probe = [*TEXTS, "Hockey hockey HOCKEY car"]
+    np.testing.assert_allclose(loaded.decision_function(probe), words.decision_function(probe), rtol=1e-6)
+    assert loaded.feature_set == "words"
 
 
 def test_weights_that_do_not_match_the_vocabularies_are_refused_on_load(tmp_path):
@@ -71,4 +75,20 @@ def test_weights_that_do_not_match_the_vocabularies_are_refused_on_load(tmp_path
     save_file({**arrays, "coef": arrays["coef"][:, :-1].copy()}, str(tmp_path / ARRAYS_FILE))
 
     with pytest.raises(ModelLoadError, match="weights per label"):
+        LinearTextModel.load(tmp_path)
+
+
+def test_a_feature_set_setting_the_saved_model_would_not_keep_is_refused():
+    with pytest.raises(ValueError, match="stop_words"):
+        LinearTextModel.fit(TEXTS, LABELS, 3, features=({"stop_words": "english"},))
+
+
+def test_a_folder_missing_an_array_is_a_model_load_error(tmp_path):
+    model = LinearTextModel.fit(TEXTS, LABELS, 3)
+    model.save(tmp_path)
+    arrays = load_file(str(tmp_path / ARRAYS_FILE))
+    del arrays["idf_1"]
+    save_file(arrays, str(tmp_path / ARRAYS_FILE))
+
+    with pytest.raises(ModelLoadError, match="idf_1"):
         LinearTextModel.load(tmp_path)

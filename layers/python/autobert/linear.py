@@ -35,8 +35,10 @@ FEATURE_SETS: dict[str, tuple[dict, ...]] = {
 }
 BASELINE_FEATURES = FEATURE_SETS["words"]  # the classic TF-IDF + linear SVM
 SERVED_FEATURES = FEATURE_SETS["words+chars"]  # the linear half fused with BERT
-# What a saved vectorizer records to transform as it was fitted (min_df and max_features only chose its vocabulary).
+# What a saved vectorizer records to transform as it was fitted; VOCABULARY_PARAMS only chose its vocabulary, which is
+# saved itself. A feature set may use no other TfidfVectorizer setting: a loaded model would transform differently.
 SAVED_PARAMS = ("analyzer", "ngram_range", "sublinear_tf", "lowercase")
+VOCABULARY_PARAMS = ("min_df", "max_df", "max_features")
 VOCAB_FILE = "vocabulary.json"
 ARRAYS_FILE = "linear.safetensors"
 
@@ -44,8 +46,10 @@ ARRAYS_FILE = "linear.safetensors"
 class LinearTextModel:
     """Scores texts for a fixed label list: ``decision_function`` gives one margin per label."""
 
-    def __init__(self, vectorizers: list[TfidfVectorizer], coef: np.ndarray, intercept: np.ndarray, n_labels: int):
+    def __init__(self, vectorizers: list[TfidfVectorizer], coef: np.ndarray, intercept: np.ndarray, n_labels: int,
+                 feature_set: str | None = None):
         self.vectorizers = vectorizers
+        self.feature_set = feature_set  # the FEATURE_SETS name it was fitted with (None: another tuple)
         self.coef = coef.astype(np.float32)  # (n_labels, n_features of all vectorizers)
         self.intercept = intercept.astype(np.float32)
         self.n_labels = n_labels
@@ -54,6 +58,9 @@ class LinearTextModel:
     def fit(cls, texts: list[str], label_ids: np.ndarray, n_labels: int, *,
             features: tuple[dict, ...] = SERVED_FEATURES, c: float = 1.0, seed: int = 42) -> LinearTextModel:
         """Fit on ``label_ids`` in ``[0, n_labels)``. Labels absent from the data get a very low constant score."""
+        unsaved = {key for params in features for key in params} - set(SAVED_PARAMS) - set(VOCABULARY_PARAMS)
+        if unsaved:
+            raise ValueError(f"feature set settings {sorted(unsaved)} would not be saved with the model")
         vectorizers = []
         for params in features:
             params = dict(params)
@@ -71,7 +78,8 @@ class LinearTextModel:
             coef[seen[0]], intercept[seen[0]] = -svm.coef_[0], -svm.intercept_[0]
         else:
             coef[seen], intercept[seen] = svm.coef_, svm.intercept_
-        return cls(vectorizers, coef, intercept, n_labels)
+        name = next((key for key, value in FEATURE_SETS.items() if value == tuple(features)), None)
+        return cls(vectorizers, coef, intercept, n_labels, name)
 
     def features(self, texts: list[str]) -> sp.csr_matrix:
         return sp.hstack([v.transform(texts) for v in self.vectorizers], format="csr")
@@ -84,7 +92,7 @@ class LinearTextModel:
         described = [{"params": {k: v for k, v in vectorizer.get_params().items() if k in SAVED_PARAMS},
                       "vocabulary": {term: int(i) for term, i in vectorizer.vocabulary_.items()}}
                      for vectorizer in self.vectorizers]
-        (folder / VOCAB_FILE).write_text(json.dumps({"vectorizers": described}))
+        (folder / VOCAB_FILE).write_text(json.dumps({"feature_set": self.feature_set, "vectorizers": described}))
         arrays = {f"idf_{i}": v.idf_.astype(np.float32) for i, v in enumerate(self.vectorizers)}
         save_file({**arrays, "coef": self.coef, "intercept": self.intercept}, str(folder / ARRAYS_FILE))
 
@@ -93,20 +101,28 @@ class LinearTextModel:
         try:
             meta = json.loads((folder / VOCAB_FILE).read_text())
             arrays = load_file(str(folder / ARRAYS_FILE))
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"{folder}: unreadable linear model ({exc})") from exc
-        # A model saved before the feature sets (one word vectorizer: "params", "vocabulary", "idf") loads as one.
-        described = meta.get("vectorizers") or [{"params": meta["params"], "vocabulary": meta["vocabulary"]}]
-        idfs = [arrays[f"idf_{i}"] for i in range(len(described))] if "vectorizers" in meta else [arrays["idf"]]
+            return cls._from_saved(meta, arrays)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{folder}: unreadable linear model ({exc!r})") from exc
+
+    @classmethod
+    def _from_saved(cls, meta: dict, arrays: dict[str, np.ndarray]) -> LinearTextModel:
+        if "vectorizers" in meta:
+            described, feature_set = meta["vectorizers"], meta.get("feature_set")
+            idfs = [arrays[f"idf_{i}"] for i in range(len(described))]
+        else:  # saved before the feature sets: one word-unigram vectorizer ("params", "vocabulary", "idf")
+            described, feature_set = [meta], "words"
+            idfs = [arrays["idf"]]
         vectorizers = []
         for item, idf in zip(described, idfs, strict=True):
             params = {k: tuple(v) if isinstance(v, list) else v for k, v in item["params"].items()
                       if k in SAVED_PARAMS}
+            if len(idf) != len(item["vocabulary"]):
+                raise ValueError(f"{len(idf)} idf weights for {len(item['vocabulary'])} terms")
             vectorizer = TfidfVectorizer(**params, vocabulary=item["vocabulary"], dtype=np.float32)
             vectorizer.idf_ = idf
             vectorizers.append(vectorizer)
         width = sum(len(item["vocabulary"]) for item in described)
         if arrays["coef"].shape[1] != width:
-            raise ModelLoadError(f"{folder}: linear model has {arrays['coef'].shape[1]} weights per label but "
-                                 f"{width} features")
-        return cls(vectorizers, arrays["coef"], arrays["intercept"], arrays["coef"].shape[0])
+            raise ValueError(f"{arrays['coef'].shape[1]} weights per label but {width} features")
+        return cls(vectorizers, arrays["coef"], arrays["intercept"], arrays["coef"].shape[0], feature_set)
