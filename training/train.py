@@ -128,7 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--linear-features", choices=tuple(FEATURE_SETS), default=None,
                    help="The TF-IDF model's features (autobert.linear.FEATURE_SETS): 'words' (unigrams; fits in "
                         "seconds) or 'words+chars' (word 1-2-grams and character 3-5-grams: ~1 point more accurate "
-                        "on new data, 48 s to fit 9,000 documents). Default: 'words' for --model-kind linear (a "
+                        "on new data, ~50 s to fit 9,000 documents). Default: 'words' for --model-kind linear (a "
                         "first answer fast), 'words+chars' for bert.")
     p.add_argument("--linear-refit", type=str2bool, default=True,
                    help="Once validation has chosen the fusion weight and temperature, fit the saved TF-IDF model "

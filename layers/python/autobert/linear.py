@@ -26,7 +26,7 @@ WORDS = {"sublinear_tf": True, "min_df": 2, "lowercase": True}
 # The feature sets a model can be fitted on (``train.py --linear-features``), measured on the temporal split of the
 # 20NG train split (newest 20 % as test, 9,050 training documents; 2-core Intel Xeon; bench/linear_features.py):
 # "words" scores 0.906 alone and fits in 2.5 s; "words+chars" 0.917 alone, and the served model fused with it 0.928
-# (bench/train_quality.py, 2026-12-04), but it fits in 48 s (19 million non-zeros, most of them character n-grams).
+# (bench/train_quality.py, 2026-12-04), but it fits in 48-52 s (1,955 non-zeros a document against 141).
 # The caps keep the 20-label weight matrix at 24 MB (the uncapped 792,000 features score 0.918).
 FEATURE_SETS: dict[str, tuple[dict, ...]] = {
     "words": (WORDS,),
